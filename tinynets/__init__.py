@@ -5,6 +5,7 @@ Every layer has a ``forward`` and a ``backward`` you can read; there is no autog
 from .activations import (HardSigmoid, Hardsigmoid, HardSwish, Hardswish, ReLU, ReLU6, Sigmoid,
                           SiLU, Swish, sigmoid)
 from .conv import Conv2d, tf_same_padding
+from .counting import count_flops, count_macs, count_params, summary
 from .gradcheck import gradcheck, numerical_gradient, rel_error
 from .layers import Dropout, Flatten, GlobalAvgPool2d, Linear
 from .loss import CrossEntropyLoss, log_softmax
@@ -15,7 +16,7 @@ from .norm import BatchNorm2d
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d",
+    "BatchNorm2d", "Conv2d", "count_flops", "count_macs", "count_params", "summary", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d",
     "HardSigmoid", "Hardsigmoid", "HardSwish", "Hardswish", "Identity", "Linear", "Module",
     "Parameter", "ReLU", "ReLU6", "Sequential", "Sigmoid", "SiLU", "Swish", "get_rng",
     "gradcheck", "is_grad_enabled", "log_softmax", "manual_seed", "no_grad",

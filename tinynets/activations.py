@@ -27,7 +27,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Activation(Module):
-    """Shared input check; subclasses write ``forward`` and ``backward``."""
+    """Shared input check and op count; subclasses write ``forward`` and ``backward``."""
+
+    flops_per_element = 1       # our convention, per class below (see tinynets/counting.py)
+
+    def flops(self, input_shape) -> int:
+        return self.flops_per_element * int(np.prod(input_shape))
 
     def _check(self, x: np.ndarray, what: str = "input") -> None:
         check_array(self, x, None, what=what)
@@ -52,6 +57,8 @@ class ReLU(Activation):
 
 
 class ReLU6(Activation):
+    flops_per_element = 2
+
     def forward(self, x):
         self._check(x)
         self.keep(x)
@@ -64,6 +71,8 @@ class ReLU6(Activation):
 
 
 class Sigmoid(Activation):
+    flops_per_element = 4
+
     def forward(self, x):
         self._check(x)
         out = sigmoid(x)
@@ -79,6 +88,8 @@ class Sigmoid(Activation):
 class HardSigmoid(Activation):
     """Piece-wise linear sigmoid (MobileNetV3's SE gate); ``torch.nn.Hardsigmoid``."""
 
+    flops_per_element = 4
+
     def forward(self, x):
         self._check(x)
         self.keep(x)
@@ -92,6 +103,8 @@ class HardSigmoid(Activation):
 
 class SiLU(Activation):
     """Swish with beta = 1: x * sigmoid(x) (EfficientNet)."""
+
+    flops_per_element = 5
 
     def forward(self, x):
         self._check(x)
@@ -107,6 +120,8 @@ class SiLU(Activation):
 
 class HardSwish(Activation):
     """x * ReLU6(x + 3) / 6 (MobileNetV3); ``torch.nn.Hardswish``."""
+
+    flops_per_element = 5
 
     def forward(self, x):
         self._check(x)

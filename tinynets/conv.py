@@ -121,13 +121,27 @@ class Conv2d(Module):
 
     def output_shape(self, input_shape) -> Tuple[int, int, int, int]:
         """(N, C_in, H, W) -> (N, C_out, H', W'); raises if the kernel does not fit."""
-        N, _, H, W = input_shape
+        N, C, H, W = input_shape
+        if C != self.in_channels:
+            raise ValueError(f"{self!r}: expected {self.in_channels} input channels, got {C} "
+                             f"(input shape {tuple(input_shape)})")
         t, b, l, r = self.pads(H, W)
         KH, KW = self.kernel_size
         if H + t + b < KH or W + l + r < KW:
             raise ValueError(f"{self!r}: kernel {KH}x{KW} is larger than the padded input "
                              f"{H + t + b}x{W + l + r} (input {H}x{W})")
         return N, self.out_channels, out_size(H, KH, self.stride, t, b), out_size(W, KW, self.stride, l, r)
+
+    def macs(self, input_shape) -> int:
+        """C_out * (C_in / groups) * KH * KW * H' * W' per image."""
+        N, Co, OH, OW = self.output_shape(input_shape)
+        KH, KW = self.kernel_size
+        return N * Co * (self.in_channels // self.groups) * KH * KW * OH * OW
+
+    def flops(self, input_shape) -> int:
+        """2 per MAC, plus one add per output for the bias."""
+        N, Co, OH, OW = self.output_shape(input_shape)
+        return 2 * self.macs(input_shape) + (N * Co * OH * OW if self.bias is not None else 0)
 
     # ------------------------------------------------------------- forward
     def forward(self, x: np.ndarray) -> np.ndarray:

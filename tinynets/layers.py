@@ -27,6 +27,17 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
+    def output_shape(self, input_shape):
+        if len(input_shape) != 2 or input_shape[1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input shape (N, {self.in_features}), got {tuple(input_shape)}")
+        return (input_shape[0], self.out_features)
+
+    def macs(self, input_shape) -> int:
+        return input_shape[0] * self.in_features * self.out_features
+
+    def flops(self, input_shape) -> int:
+        return 2 * self.macs(input_shape) + (input_shape[0] * self.out_features if self.bias is not None else 0)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_array(self, x, 2, self.in_features)
         self.keep(x)
@@ -52,6 +63,12 @@ class GlobalAvgPool2d(Module):
     Backward spreads each gradient evenly: dx = dy / (H*W). Cache: the input shape.
     """
 
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:2]) + (1, 1)
+
+    def flops(self, input_shape) -> int:
+        return int(np.prod(input_shape))                    # one add per input value
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_array(self, x, 4)
         self.keep(x.shape)
@@ -67,6 +84,9 @@ class GlobalAvgPool2d(Module):
 
 class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes back. Cache: the input shape."""
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_array(self, x, None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -75,6 +75,17 @@ def check_array(layer: "Module", x: Any, ndim: Optional[int], channels: Optional
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"{layer!r}: {what} dtype {x.dtype} does not match parameter dtype "
                         f"{dtype}; cast the input or call model.astype(np.{x.dtype})")
+
+
+# ----------------------------------------------------------------- counting
+class LayerCount(NamedTuple):
+    """One row of a model's profile, for one image: see ``Module.profile``."""
+    name: str
+    type: str
+    out_shape: Tuple[int, ...]
+    params: int
+    macs: int      # multiply-accumulates of conv and linear layers (the papers' Mult-Adds)
+    flops: int     # every arithmetic op, by the convention in tinynets/counting.py
 
 
 # ----------------------------------------------------------------- parameters
@@ -180,6 +191,45 @@ class Module:
         for p in self.parameters():
             return p.data.dtype
         return None
+
+    # -- counting -----------------------------------------------------------
+    def output_shape(self, input_shape) -> Tuple[int, ...]:
+        """Shape arithmetic only, no data. Element-wise leaves keep the shape;
+        containers chain their children. Layers that change shape override it."""
+        if self._modules:
+            return self.profile(input_shape)[0]
+        return tuple(input_shape)
+
+    def macs(self, input_shape) -> int:
+        """This layer's own multiply-accumulates for ``input_shape`` (0 unless conv/linear)."""
+        return 0
+
+    def flops(self, input_shape) -> int:
+        """This layer's own floating-point operations for ``input_shape``."""
+        return 0
+
+    def profile(self, input_shape, prefix: str = "") -> Tuple[Tuple[int, ...], List[LayerCount]]:
+        """(output shape, one ``LayerCount`` per leaf layer), from shape arithmetic.
+
+        The default runs the children in order, like ``Sequential``. A block whose
+        forward is not a plain chain (a residual, an SE gate) overrides this.
+        """
+        shape = tuple(int(d) for d in input_shape)
+        if self._modules:
+            rows: List[LayerCount] = []
+            for name, child in self._modules.items():
+                shape, child_rows = child.profile(shape, f"{prefix}.{name}" if prefix else name)
+                rows.extend(child_rows)
+            return shape, rows
+        out = self.output_shape(shape)
+        n_params = sum(p.data.size for p in self._parameters.values())
+        return out, [LayerCount(prefix, type(self).__name__, out, n_params,
+                                self.macs(shape), self.flops(shape))]
+
+    def summary(self, input_shape):
+        """Per-layer table of output shapes, params, MACs and FLOPs (``tinynets.counting``)."""
+        from .counting import summary
+        return summary(self, input_shape)
 
     # -- modes --------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":

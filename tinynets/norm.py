@@ -57,6 +57,9 @@ class BatchNorm2d(Module):
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
+    def flops(self, input_shape) -> int:
+        return 2 * int(np.prod(input_shape))       # a multiply and an add per value (folded affine)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_array(self, x, 4, self.num_features)
         N, C, H, W = x.shape
