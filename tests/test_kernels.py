@@ -1,0 +1,130 @@
+"""Every Numba kernel equals the plain-NumPy version the lessons teach."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinynets as tn
+from tinynets import conv_naive as naive
+from tinynets import kernels
+
+pytestmark = pytest.mark.task_conv
+
+
+def _cases(n=16, seed=3):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        k = int(rng.choice([1, 3, 5, 7]))
+        s = int(rng.integers(1, 3))
+        pads = tuple(int(p) for p in rng.integers(0, k, 4))    # any (t, b, l, r), asymmetric too
+        H, W = int(rng.integers(max(1, k - 2), k + 6)), int(rng.integers(max(1, k - 2), k + 6))
+        if H + pads[0] + pads[1] < k or W + pads[2] + pads[3] < k:
+            pads = (k, k, k, k)
+        out.append((int(rng.integers(1, 3)), int(rng.integers(1, 5)), k, s, pads, H, W))
+    return out
+
+
+CASES = _cases()
+DTYPES = [np.float32, np.float64]
+
+
+def _tol(dtype):
+    return dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_im2col_and_col2im(case, dtype, rng):
+    N, C, k, s, (t, b, l, r), H, W = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
+    cols = kernels.im2col(x, k, k, s, t, l, OH, OW)
+    ref = naive.im2col_strided(naive.pad_input(x, (t, b, l, r)), k, k, s)
+    assert cols.dtype == dtype
+    np.testing.assert_array_equal(cols, ref)                    # a copy: exactly equal
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    dx = kernels.col2im(c, C, H, W, k, k, s, t, l, OH, OW)
+    padded = (N, C, H + t + b, W + l + r)
+    ref = naive.unpad(naive.col2im_taps(c, padded, k, k, s, OH, OW), (t, b, l, r))
+    np.testing.assert_allclose(dx, ref, **_tol(dtype))
+    # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>
+    assert np.isclose(np.sum(cols.astype(np.float64) * c), np.sum(x.astype(np.float64) * dx), rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mult", [1, 2])
+@pytest.mark.parametrize("case", CASES)
+def test_depthwise_kernels(case, mult, dtype, rng):
+    N, C, k, s, (t, b, l, r), H, W = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C * mult, 1, k, k)).astype(dtype)
+    OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
+    out = kernels.depthwise_forward(x, w, s, t, l, OH, OW)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, naive.depthwise_taps(x, w, s, (t, b, l, r)), **_tol(dtype))
+    d = rng.standard_normal(out.shape).astype(dtype)
+    dx_ref, dw_ref = naive.depthwise_taps_backward(d, x, w, s, (t, b, l, r))
+    np.testing.assert_allclose(kernels.depthwise_backward_input(d, w, C, s, t, l, H, W), dx_ref, **_tol(dtype))
+    dw = kernels.depthwise_backward_weight(d, x, k, k, s, t, l)
+    assert dw.dtype == dtype
+    np.testing.assert_allclose(dw, dw_ref, **_tol(dtype))
+
+
+@pytest.mark.parametrize("groups", [1, 2, "depthwise"])
+@pytest.mark.parametrize("case", CASES[:8])
+def test_naive_versions_agree(case, groups, rng):
+    """loops == im2col (NumPy strides) == depthwise taps, the three teaching versions."""
+    N, C, k, s, pads, H, W = case
+    C = 2 * C
+    g = C if groups == "depthwise" else groups
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((2 * C, C // g, k, k))
+    b = rng.standard_normal(2 * C)
+    ref = naive.conv2d_loops(x, w, b, s, pads, g)
+    out, cols = naive.conv2d_im2col(x, w, b, s, pads, g)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal(ref.shape)
+    for got, want in zip(naive.conv2d_im2col_backward(d, cols, x.shape, w, s, pads, g),
+                         naive.conv2d_loops_backward(d, x, w, s, pads, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if groups == "depthwise":
+        np.testing.assert_allclose(naive.depthwise_taps(x, w, s, pads) + b[None, :, None, None], ref,
+                                   rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", [
+    dict(in_channels=3, out_channels=8, kernel_size=3, stride=2),                 # im2col
+    dict(in_channels=6, out_channels=9, kernel_size=3, groups=3, bias=True),     # grouped
+    dict(in_channels=8, out_channels=8, kernel_size=5, stride=2, groups=8),      # depthwise
+    dict(in_channels=8, out_channels=12, kernel_size=1),                         # pointwise
+    dict(in_channels=8, out_channels=12, kernel_size=1, stride=2, bias=True),    # strided 1x1
+    dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, groups=4, padding="same"),
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_layer_matches_loops(config, dtype, rng):
+    conv = tn.Conv2d(**config).astype(dtype)
+    x = rng.standard_normal((2, config["in_channels"], 10, 9)).astype(dtype)
+    out = conv(x)
+    assert out.dtype == dtype
+    pads = conv.pads(10, 9)
+    b = None if conv.bias is None else conv.bias.data
+    np.testing.assert_allclose(out, naive.conv2d_loops(x, conv.weight.data, b, conv.stride, pads, conv.groups),
+                               **_tol(dtype))
+    d = rng.standard_normal(out.shape).astype(dtype)
+    dx = conv.backward(d)
+    assert dx.dtype == dtype and conv.weight.grad.dtype == dtype
+    dx_ref, dw_ref, db_ref = naive.conv2d_loops_backward(d, x, conv.weight.data, conv.stride, pads, conv.groups)
+    np.testing.assert_allclose(dx, dx_ref, **_tol(dtype))
+    np.testing.assert_allclose(conv.weight.grad, dw_ref, **_tol(dtype))
+    if conv.bias is not None:
+        np.testing.assert_allclose(conv.bias.grad, db_ref, **_tol(dtype))
+
+
+def test_tf_same_padding():
+    assert tn.tf_same_padding(224, 3, 2) == (0, 1)     # even input, stride 2: asymmetric
+    assert tn.tf_same_padding(224, 5, 2) == (1, 2)
+    assert tn.tf_same_padding(15, 3, 2) == (1, 1)      # odd input: symmetric
+    assert tn.tf_same_padding(7, 3, 1) == (1, 1)
+    conv = tn.Conv2d(4, 4, 3, stride=2, groups=4, padding="same")
+    assert conv.output_shape((1, 4, 224, 224)) == (1, 4, 112, 112)
