@@ -8,7 +8,7 @@ ReLU6          min(max(x, 0), 6)          1 if 0 < x < 6 else 0
 Sigmoid        1 / (1 + e^-x)             y (1 - y)
 HardSigmoid    ReLU6(x + 3) / 6           1/6 if -3 < x < 3 else 0
 SiLU (swish)   x sigmoid(x)               s (1 + x (1 - s)),  s = sigmoid(x)
-HardSwish      x ReLU6(x + 3) / 6         0 if x < -3, x/3 + 1/2 if x <= 3, else 1
+HardSwish      x ReLU6(x + 3) / 6         0 if x <= -3, x/3 + 1/2 if x < 3, else 1
 =============  =========================  ===========================================
 
 Shapes: any; y and dx have the shape of x. Cache: what f' needs (x or y).
@@ -131,7 +131,7 @@ class HardSwish(Activation):
     def backward(self, dout):
         (x,) = self.take()
         self._check_dout(dout, x)
-        slope = np.where(x < -3, 0, np.where(x <= 3, x / 3 + 0.5, 1)).astype(x.dtype, copy=False)
+        slope = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1)).astype(x.dtype, copy=False)
         return dout * slope
 
 
