@@ -75,29 +75,50 @@ def col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
 
 
 # ------------------------------------------------------------------ depthwise
+# Each (image, channel) plane is first copied into a small zero-padded scratch
+# plane (it fits in L1). After that every read is in bounds, so the width loop
+# has no branches and no index clipping, and LLVM vectorises it. Measured on
+# (16, 144, 56, 56), 3x3, one thread: 62 ms with per-tap valid ranges, 12 ms so.
+
+@njit(cache=True, inline="always")
+def _padded_plane(plane, pt, pl, Hp, Wp):
+    """Zero-padded copy of a (H, W) plane as (Hp, Wp): rows/cols beyond Hp/Wp are never read."""
+    H, W = plane.shape
+    xp = np.zeros((Hp, Wp), dtype=plane.dtype)
+    for i in range(max(0, -pt), min(H, Hp - pt)):
+        for j in range(max(0, -pl), min(W, Wp - pl)):
+            xp[i + pt, j + pl] = plane[i, j]
+    return xp
+
+
 @njit(parallel=True, cache=True)
 def depthwise_forward(x, w, stride, pt, pl, OH, OW):
     """x (N, C, H, W), w (C*m, 1, KH, KW) -> out (N, C*m, OH, OW).
 
     out[n, co] = sum_{ki,kj} w[co, 0, ki, kj] * x_padded[n, co // m, i*s + ki, j*s + kj]
     """
-    N, C, H, W = x.shape
+    N, C = x.shape[0], x.shape[1]
     Co, _, KH, KW = w.shape
     m = Co // C
-    out = np.zeros((N, Co, OH, OW), dtype=x.dtype)
+    Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW
+    out = np.empty((N, Co, OH, OW), dtype=x.dtype)
     for nc in prange(N * Co):
-        n = nc // Co
-        co = nc % Co
-        ci = co // m
-        for ki in range(KH):
-            ilo, ihi = _valid_range(ki, pt, stride, H, OH)
-            for kj in range(KW):
-                jlo, jhi = _valid_range(kj, pl, stride, W, OW)
-                wv = w[co, 0, ki, kj]
-                for i in range(ilo, ihi):
-                    ih = i * stride + ki - pt
-                    for j in range(jlo, jhi):
-                        out[n, co, i, j] += wv * x[n, ci, ih, j * stride + kj - pl]
+        n, co = nc // Co, nc % Co
+        xp = _padded_plane(x[n, co // m], pt, pl, Hp, Wp)
+        acc = np.empty(OW, dtype=x.dtype)
+        for i in range(OH):
+            acc[:] = 0
+            for ki in range(KH):                    # taps outside ...
+                xrow = xp[i * stride + ki]
+                for kj in range(KW):
+                    wv = w[co, 0, ki, kj]
+                    if stride == 1:                 # unit stride: a contiguous, vectorised loop
+                        for j in range(OW):         # ... the width innermost
+                            acc[j] += wv * xrow[j + kj]
+                    else:
+                        for j in range(OW):
+                            acc[j] += wv * xrow[j * stride + kj]
+            out[n, co, i, :] = acc
     return out
 
 
@@ -108,20 +129,27 @@ def depthwise_backward_input(dout, w, C, stride, pt, pl, H, W):
     N, Co, OH, OW = dout.shape
     _, _, KH, KW = w.shape
     m = Co // C
+    Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW
     dx = np.zeros((N, C, H, W), dtype=dout.dtype)
-    for nc in prange(N * C):                    # each thread owns one input plane
-        n = nc // C
-        ci = nc % C
+    for nc in prange(N * C):                        # each thread owns one input plane
+        n, ci = nc // C, nc % C
+        dxp = np.zeros((Hp, Wp), dtype=dout.dtype)  # gradient of the padded plane
         for co in range(ci * m, ci * m + m):
-            for ki in range(KH):
-                ilo, ihi = _valid_range(ki, pt, stride, H, OH)
-                for kj in range(KW):
-                    jlo, jhi = _valid_range(kj, pl, stride, W, OW)
-                    wv = w[co, 0, ki, kj]
-                    for i in range(ilo, ihi):
-                        ih = i * stride + ki - pt
-                        for j in range(jlo, jhi):
-                            dx[n, ci, ih, j * stride + kj - pl] += wv * dout[n, co, i, j]
+            for i in range(OH):
+                drow = dout[n, co, i]
+                for ki in range(KH):
+                    dxrow = dxp[i * stride + ki]
+                    for kj in range(KW):
+                        wv = w[co, 0, ki, kj]
+                        if stride == 1:
+                            for j in range(OW):
+                                dxrow[j + kj] += wv * drow[j]
+                        else:
+                            for j in range(OW):
+                                dxrow[j * stride + kj] += wv * drow[j]
+        for i in range(max(0, -pt), min(H, Hp - pt)):   # drop the padding's gradient
+            for j in range(max(0, -pl), min(W, Wp - pl)):
+                dx[n, ci, i, j] = dxp[i + pt, j + pl]
     return dx
 
 
@@ -133,20 +161,24 @@ def depthwise_backward_weight(dout, x, KH, KW, stride, pt, pl):
     ``reassoc`` lets LLVM vectorise the sum over the width.
     """
     N, Co, OH, OW = dout.shape
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    C = x.shape[1]
     m = Co // C
+    Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW
     dw = np.zeros((Co, 1, KH, KW), dtype=dout.dtype)
     for co in prange(Co):
-        ci = co // m
-        for ki in range(KH):
-            ilo, ihi = _valid_range(ki, pt, stride, H, OH)
-            for kj in range(KW):
-                jlo, jhi = _valid_range(kj, pl, stride, W, OW)
-                acc = dw[co, 0, ki, kj]          # a zero of the input's dtype: no float64 upcast
-                for n in range(N):
-                    for i in range(ilo, ihi):
-                        ih = i * stride + ki - pt
-                        for j in range(jlo, jhi):
-                            acc += dout[n, co, i, j] * x[n, ci, ih, j * stride + kj - pl]
-                dw[co, 0, ki, kj] = acc
+        for n in range(N):
+            xp = _padded_plane(x[n, co // m], pt, pl, Hp, Wp)
+            for ki in range(KH):
+                for kj in range(KW):
+                    acc = dw[co, 0, ki, kj]         # stays in the input's dtype: no float64 upcast
+                    for i in range(OH):
+                        drow = dout[n, co, i]
+                        xrow = xp[i * stride + ki]
+                        if stride == 1:
+                            for j in range(OW):
+                                acc += drow[j] * xrow[j + kj]
+                        else:
+                            for j in range(OW):
+                                acc += drow[j] * xrow[j * stride + kj]
+                    dw[co, 0, ki, kj] = acc
     return dw
