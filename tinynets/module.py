@@ -315,8 +315,26 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-class Sequential(Module):
-    """Children run in order; backward runs them in reverse."""
+class Chain(Module):
+    """Children run in registration order; backward runs them in reverse.
+
+    The base of ``Sequential`` (children named 0, 1, ...) and of blocks and networks
+    whose children have names (``conv_dw``, ``bn1``, ... or ``features``, ``classifier``).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        for layer in reversed(self._modules.values()):
+            dout = layer.backward(dout)
+        return dout
+
+
+class Sequential(Chain):
+    """Children named 0, 1, ..., run in order; backward runs them in reverse."""
 
     def __init__(self, *layers: Module):
         super().__init__()
@@ -331,16 +349,6 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        for layer in reversed(self._modules.values()):
-            dout = layer.backward(dout)
-        return dout
 
 
 class Identity(Module):
