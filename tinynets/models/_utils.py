@@ -1,0 +1,59 @@
+"""Shared pieces of the model files: channel rounding, torchvision's init, the classifier chain."""
+from __future__ import annotations
+
+import math
+
+
+from ..blocks import make_divisible
+from ..conv import Conv2d
+from ..layers import Linear
+from ..module import Chain, Module, get_rng
+from ..norm import BatchNorm2d
+
+__all__ = ["make_divisible", "init_weights", "ImageClassifier"]
+
+
+def init_weights(model: Module, linear: str) -> None:
+    """torchvision's initialisation (architectures.md §7.8), drawn from ``tinynets.get_rng()``.
+
+    * conv (also the SE 1x1 convs): kaiming normal, mode fan_out: N(0, 2 / fan_out) with
+      fan_out = C_out * KH * KW (torch does not divide by groups); bias 0;
+    * BatchNorm: weight 1, bias 0;
+    * Linear: ``linear="normal"`` N(0, 0.01^2) (MobileNets) or ``"uniform"``
+      U(-1/sqrt(out_features), +1/sqrt(out_features)) (EfficientNet); bias 0.
+    """
+    rng = get_rng()
+    for m in model.modules():
+        if isinstance(m, Conv2d):
+            w = m.weight.data
+            std = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
+            w[...] = rng.standard_normal(w.shape, dtype=w.dtype) * w.dtype.type(std)
+            if m.bias is not None:
+                m.bias.data[...] = 0
+        elif isinstance(m, BatchNorm2d):
+            m.weight.data[...] = 1
+            m.bias.data[...] = 0
+        elif isinstance(m, Linear):
+            w = m.weight.data
+            if linear == "normal":
+                w[...] = rng.standard_normal(w.shape, dtype=w.dtype) * w.dtype.type(0.01)
+            elif linear == "uniform":
+                r = 1.0 / math.sqrt(m.out_features)
+                w[...] = rng.uniform(-r, r, w.shape)
+            else:
+                raise ValueError(f"init_weights: linear must be 'normal' or 'uniform', got {linear!r}")
+            if m.bias is not None:
+                m.bias.data[...] = 0
+
+
+class ImageClassifier(Chain):
+    """A network whose children run in registration order: features -> pool -> ... -> logits.
+
+    Subclasses register their children in forward order; ``forward``, ``backward`` and
+    the default ``profile`` (counting) then all walk the same chain.
+    """
+
+    default_resolution = 224
+
+    # forward (N, 3, H, W) -> (N, num_classes) logits; backward dL/dlogits -> dL/dimages,
+    # filling every param.grad on the way: both inherited from Chain.
