@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import tinynets as tn
+from helpers import rel_err
 
 pytestmark = pytest.mark.task_parity
 
@@ -43,12 +44,6 @@ CASES = sorted(k[: -len("/config")] for k in DATA if k.endswith("/config"))
 def _case_id(prefix: str) -> str:
     return f"{prefix}-{json.loads(str(DATA[prefix + '/config']))['name']}"
 
-
-def rel_err(a: np.ndarray, ref: np.ndarray) -> float:
-    a, ref = np.asarray(a, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - ref)) / max(float(np.max(np.abs(ref))), 1e-300))
 
 
 class Checker:
