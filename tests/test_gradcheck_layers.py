@@ -82,8 +82,10 @@ ACTIVATIONS = [
 
 @pytest.mark.parametrize("cls,kinks", ACTIVATIONS, ids=[c.__name__ for c, _ in ACTIVATIONS])
 def test_activation_near_kinks(cls, kinks, check_grads, rng):
+    assert cls.kinks == tuple(kinks)                  # what gradcheck's kink watch reads
     x = _near(kinks, rng)
-    check_grads(cls.__name__, cls(), x)
+    errors = check_grads(cls.__name__, cls(), x)
+    assert sum(errors.skipped.values()) == 0          # 5e-3 away is outside the 2h stencil
     check_grads(cls.__name__, cls(), rng.standard_normal((2, 3, 4, 5)) * 4)   # 4-D too
 
 
@@ -168,3 +170,24 @@ def test_rel_error_definition():
     assert tn.rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
     assert tn.rel_error(np.array([1.0]), np.array([1.1])) == pytest.approx(0.1 / 2.1)
     assert tn.rel_error(np.array([0.0]), np.array([1e-12])) == pytest.approx(1e-4)   # floor 1e-8
+
+
+def test_kink_crossings_are_skipped_not_hidden(rng):
+    """Entries within the stencil of a kink would give a wrong quotient; they are replaced."""
+    x = rng.standard_normal(40)
+    x[:10] = rng.uniform(-1e-3, 1e-3, 10)                 # within 2h = 2e-3 of ReLU's kink
+    relu = tn.ReLU()
+    relu(x)
+    dx = relu.backward(np.ones_like(x))
+    naive = tn.numerical_gradient(lambda: tn.ReLU()(x), x, np.ones_like(x))
+    assert tn.rel_error(dx[:10], naive[:10]) > 1e-2   # the quotient across the kink is wrong
+    errors = tn.gradcheck(relu, x)
+    assert errors.skipped["input"] == 10 and errors["input"] < 1e-7
+    # a wrong backward is still caught when many entries are skipped
+    errors = tn.gradcheck(_WrongReLU6(), np.concatenate([x, rng.uniform(6.5, 9, 10)]))
+    assert errors.skipped["input"] == 10 and errors["input"] > 1e-2
+
+
+def test_checker_says_when_every_entry_crosses_a_kink():
+    with pytest.raises(RuntimeError, match="every entry of input .* smaller h"):
+        tn.gradcheck(tn.ReLU6(), np.array([1e-4, 6 - 1e-4]))

@@ -15,6 +15,8 @@ Shapes: any; y and dx have the shape of x. Cache: what f' needs (x or y).
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 
 from .module import Module, check_array
@@ -30,6 +32,7 @@ class Activation(Module):
     """Shared input check and op count; subclasses write ``forward`` and ``backward``."""
 
     flops_per_element = 1       # our convention, per class below (see tinynets/counting.py)
+    kinks: Tuple[float, ...] = ()   # inputs where the derivative jumps (gradcheck avoids them)
 
     def flops(self, input_shape) -> int:
         return self.flops_per_element * int(np.prod(input_shape))
@@ -44,6 +47,8 @@ class Activation(Module):
 
 
 class ReLU(Activation):
+    kinks = (0.0,)
+
     def forward(self, x):
         self._check(x)
         out = np.maximum(x, 0)
@@ -58,6 +63,7 @@ class ReLU(Activation):
 
 class ReLU6(Activation):
     flops_per_element = 2
+    kinks = (0.0, 6.0)
 
     def forward(self, x):
         self._check(x)
@@ -89,6 +95,7 @@ class HardSigmoid(Activation):
     """Piece-wise linear sigmoid (MobileNetV3's SE gate); ``torch.nn.Hardsigmoid``."""
 
     flops_per_element = 4
+    kinks = (-3.0, 3.0)
 
     def forward(self, x):
         self._check(x)
@@ -122,6 +129,7 @@ class HardSwish(Activation):
     """x * ReLU6(x + 3) / 6 (MobileNetV3); ``torch.nn.Hardswish``."""
 
     flops_per_element = 5
+    kinks = (-3.0, 3.0)
 
     def forward(self, x):
         self._check(x)
