@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from helpers import smooth_activations
+from tinynets.gradcheck import KinkWatch
 from tinynets.blocks import MBConv, StochasticDepth
 from tinynets.models import (compound_coefficients, compound_scaling_table, efficientnet,
                              get_model, list_models)
@@ -245,46 +245,61 @@ def _calibrate(model, res, n=16):
     return model.eval()
 
 
-def _network_errors(model, x, n_arrays=30, per_array=2, h=3e-3, order=4, seed=0):
+def _network_errors(model, x, n_arrays=30, per_array=2, h=1e-3, order=4, seed=0):
     """Relative errors of the input and a random sample of parameter arrays, with the
-    CS231n floor scaled to the network: |a - n| / max(|a| + |n|, 1e-6 * max |a|)."""
-    dout = np.random.default_rng(seed + 1).standard_normal(model(x).shape)
-    model.zero_grad()
-    model(x)
-    dx = model.backward(dout)
-    params = list(model.named_parameters())
-    pick = np.random.default_rng(seed + 2)
-    chosen = sorted(pick.choice(len(params), min(n_arrays, len(params)), replace=False))
-    arrays = [("input", x, dx)] + [(params[i][0], params[i][1].data, params[i][1].grad.copy())
-                                   for i in chosen]
-    pairs = []
-    for name, array, grad in arrays:
-        idx = pick.choice(array.size, min(per_array, array.size), replace=False)
-        num = tn.numerical_gradient(lambda: model(x), array, dout, h, idx, order).reshape(-1)[idx]
-        pairs.append((name, grad.reshape(-1)[idx], num))
-    floor = 1e-6 * max(np.abs(a).max() for _, a, _ in pairs)
+    CS231n floor scaled to the network: |a - n| / max(|a| + |n|, 1e-6 * max |a|).
+    Entries whose stencil moves an activation input across a kink are replaced."""
+    dout = np.random.default_rng(seed + 1).standard_normal((x.shape[0], 10))
+    watch = KinkWatch(model)
+
+    def f():
+        watch.begin_forward()
+        out = model(x)
+        watch.end_forward()
+        return out
+
+    with watch:
+        model.zero_grad()
+        f()
+        dx = model.backward(dout)
+        params = list(model.named_parameters())
+        pick = np.random.default_rng(seed + 2)
+        chosen = sorted(pick.choice(len(params), min(n_arrays, len(params)), replace=False))
+        arrays = [("input", x, dx)] + [(params[i][0], params[i][1].data, params[i][1].grad.copy())
+                                       for i in chosen]
+        pairs = []
+        for name, array, grad in arrays:
+            ok, nums = [], []
+            for i in pick.permutation(array.size):
+                num = tn.numerical_gradient(f, array, dout, h, [i], order, watch).reshape(-1)[i]
+                if not np.isnan(num):                    # NaN: the stencil crossed a kink
+                    ok.append(i)
+                    nums.append(num)
+                if len(ok) == per_array:
+                    break
+            pairs.append((name, grad.reshape(-1)[ok], np.array(nums)))
+    floor = 1e-6 * max(np.abs(a).max() for _, a, _ in pairs if a.size)
     return {name: float(np.max(np.abs(a - n) / np.maximum(floor, np.abs(a) + np.abs(n))))
-            for name, a, n in pairs}
+            for name, a, n in pairs if a.size}
 
 
 @pytest.mark.parametrize("name", list(TINY))
 def test_network_gradient(name):
     """The blocks' backwards compose into the network's: float64, eval mode, tolerance 1e-5.
 
-    Why not the per-layer recipe (< 1e-7 elementwise, train mode)? In a ~100-layer network
-    (i) a step of h moves ~1e4 pre-activations, and one of them crossing a ReLU/ReLU6/
-    HardSwish kink spoils the difference quotient, so kinked activations are swapped for
-    smooth ones here (the kinks are checked per layer and, with the real activations, per
-    block in test_blocks.py); (ii) train-mode BN over 1x1 maps of 2 images is so curved
-    that no step h is both above rounding and below truncation, and it makes some
-    gradients exactly 0 (a bias feeding a linear conv and a batch-normalised BN), so the
-    check runs in eval mode with calibrated statistics; (iii) gradients span ~10 orders of
-    magnitude, and entries below ~1e-13 |L| / h cannot be resolved from float64 losses,
-    hence the floor relative to the largest gradient. A wrong backward anywhere gives
-    errors of 1e-3 or more; what remains here is float64 rounding, below 1e-5.
+    The real activations stay; an entry whose stencil moves any of the ~1e4 activation
+    inputs across a kink is replaced by another (the per-layer and per-block checks are
+    < 1e-7, tests/test_gradcheck_layers.py and tests/test_blocks.py). Why not the same
+    recipe here? (i) Train-mode BN over 1x1 maps of one image is so curved that no step
+    h is both above rounding and below truncation, and it makes some gradients exactly 0,
+    so the check runs in eval mode with calibrated statistics; (ii) gradients span ~10
+    orders of magnitude, and entries below ~1e-13 |L| / h cannot be resolved from
+    float64 losses, hence the floor relative to the largest gradient. A wrong backward
+    anywhere gives errors of 1e-3 or more; what remains here is float64 rounding: the
+    worst measured is 3.8e-6 (EfficientNet-B0, an SE fc1 weight), 1e-9 to 7e-7 elsewhere.
     """
     tn.manual_seed(0)
-    model = smooth_activations(get_model(name, num_classes=10, dtype=np.float64, **TINY[name]))
+    model = get_model(name, num_classes=10, dtype=np.float64, **TINY[name])
     _calibrate(model, 32)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32))
     errors = _network_errors(model, x)
