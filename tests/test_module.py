@@ -141,3 +141,11 @@ def test_counting_of_small_net():
     assert s.params == tn.count_params(net) == 3 * 4 * 9 + 8 + 4 * 2 + 2
     assert s.macs == tn.count_macs(net, (3, 16, 16)) == 4 * 3 * 9 * 16 * 16 + 4 * 2
     assert "Conv2d" in str(s) and "total" in str(s)
+
+
+def test_replacing_a_child_keeps_its_place():
+    seq = tn.Sequential(tn.ReLU(), tn.Sigmoid(), tn.HardSwish())
+    setattr(seq, "1", tn.SiLU())
+    assert [type(m).__name__ for m in seq] == ["ReLU", "SiLU", "HardSwish"]
+    x = np.linspace(-4, 4, 9)
+    assert np.array_equal(seq(x), tn.HardSwish()(tn.SiLU()(tn.ReLU()(x))))

@@ -124,6 +124,11 @@ class Module:
             self._buffers[name] = value      # e.g. ``self.running_mean *= ...`` stays a buffer
             object.__setattr__(self, name, value)
             return
+        for store, kind in ((self._parameters, Parameter), (self._modules, Module)):
+            if name in store and isinstance(value, kind):
+                store[name] = value          # replacing keeps the position, as in PyTorch
+                object.__setattr__(self, name, value)
+                return
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
