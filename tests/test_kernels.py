@@ -128,3 +128,82 @@ def test_tf_same_padding():
     assert tn.tf_same_padding(7, 3, 1) == (1, 1)
     conv = tn.Conv2d(4, 4, 3, stride=2, groups=4, padding="same")
     assert conv.output_shape((1, 4, 224, 224)) == (1, 4, 112, 112)
+
+
+# ------------------------------------------------------------- BatchNorm + activation
+FUSABLE = [None, tn.ReLU, tn.ReLU6, tn.HardSwish, tn.SiLU]
+
+
+def _bn_with_state(C, dtype, rng):
+    bn = tn.BatchNorm2d(C, eps=1e-3, momentum=0.1, dtype=dtype)
+    bn.weight.data[:] = rng.uniform(0.5, 1.5, C)
+    bn.bias.data[:] = rng.uniform(-1, 1, C)
+    bn.running_mean[:] = rng.uniform(-0.5, 0.5, C)
+    bn.running_var[:] = rng.uniform(0.5, 2.0, C)
+    return bn
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("act", FUSABLE, ids=lambda a: "none" if a is None else a.__name__)
+def test_batchnorm_kernels_match_numpy(act, training, dtype, rng):
+    """BatchNorm2d (Numba, fused with the activation) == the NumPy equations + the activation."""
+    from tinynets.norm import batch_norm_backward, batch_norm_forward
+    N, C, H, W = 3, 5, 7, 6
+    x = (rng.standard_normal((N, C, H, W)) * 3 + 1).astype(dtype)   # spans the kinks of all four
+    dout = rng.standard_normal((N, C, H, W)).astype(dtype)
+    bn = _bn_with_state(C, dtype, rng).train(training)
+    ref_bn = _bn_with_state(C, dtype, np.random.default_rng(0))
+    ref_bn.load_state_dict(bn.state_dict())
+    stats = (None, None) if training else (bn.running_mean, bn.running_var)
+    y_ref, cache, mean, var = batch_norm_forward(x.astype(np.float64), bn.weight.data.astype(np.float64),
+                                                 bn.bias.data.astype(np.float64), bn.eps, *stats)
+    a = act() if act is not None else None
+    out = bn(x, activation=a)
+    assert out.dtype == dtype
+    d_y = dout.astype(np.float64)
+    if act is not None:
+        ref_act = act()
+        y_ref = ref_act(y_ref)
+        d_y = ref_act.backward(d_y)
+    dx_ref, dgamma_ref, dbeta_ref = batch_norm_backward(d_y, cache, bn.weight.data.astype(np.float64),
+                                                        training)
+    dx = bn.backward(dout)
+    assert dx.dtype == dtype
+    tol = _tol(dtype)
+    np.testing.assert_allclose(out, y_ref, **tol)
+    np.testing.assert_allclose(dx, dx_ref, **tol)
+    np.testing.assert_allclose(bn.weight.grad, dgamma_ref, rtol=tol["rtol"], atol=tol["atol"] * N * H * W)
+    np.testing.assert_allclose(bn.bias.grad, dbeta_ref, rtol=tol["rtol"], atol=tol["atol"] * N * H * W)
+    if training:
+        m = N * H * W
+        np.testing.assert_allclose(bn.running_mean, 0.9 * ref_bn.running_mean + 0.1 * mean, **tol)
+        np.testing.assert_allclose(bn.running_var, 0.9 * ref_bn.running_var + 0.1 * var * m / (m - 1),
+                                   **tol)
+
+
+def test_batchnorm_refuses_an_activation_it_cannot_fuse(rng):
+    with pytest.raises(ValueError, match="BatchNorm2d.*can fuse.*not Sigmoid"):
+        tn.BatchNorm2d(2)(rng.standard_normal((2, 2, 3, 3)).astype(np.float32), activation=tn.Sigmoid())
+
+
+@pytest.mark.parametrize("act", FUSABLE[1:], ids=lambda a: a.__name__)
+def test_fused_conv_bn_act_equals_the_unfused_chain(act, rng):
+    """Conv2dNormActivation's fused BN + activation == running its three children in turn."""
+    block = tn.Conv2dNormActivation(3, 6, 3, stride=2, activation=act, dtype=np.float64)
+    x = rng.standard_normal((2, 3, 9, 9)) * 2
+    dout = rng.standard_normal((2, 6, 5, 5))
+    y = block(x)
+    dx = block.backward(dout)
+    grads = [p.grad.copy() for p in block.parameters()]
+    block.zero_grad()
+    y_ref = x
+    for layer in block:
+        y_ref = layer(y_ref)                          # the children one by one: unfused
+    d = dout
+    for layer in reversed(list(block)):
+        d = layer.backward(d)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, d, rtol=1e-12, atol=1e-12)
+    for g, p in zip(grads, block.parameters()):
+        np.testing.assert_allclose(g, p.grad, rtol=1e-12, atol=1e-12)

@@ -17,14 +17,51 @@ dx = gamma / sqrt(running_var + eps) * dy.
 Running statistics follow PyTorch: ``running = (1 - momentum) * running +
 momentum * batch``, with the *unbiased* variance (times m / (m - 1)). TensorFlow's
 "decay" is 1 - momentum.
+
+The NumPy functions ``batch_norm_forward`` and ``batch_norm_backward`` below are
+the equations above, line by line. ``BatchNorm2d`` runs the same equations in the
+Numba kernels of ``tinynets.kernels_norm`` (``tests/test_kernels.py`` checks they agree),
+which can also apply the following activation in the same pass: ``bn(x,
+activation=act)`` computes ``act(bn(x))`` and its backward, reading and writing each
+value once and caching only x.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
+from . import kernels_norm
+from .activations import HardSwish, ReLU, ReLU6, SiLU
 from .module import Module, Parameter, check_array
+
+# activations the kernels can apply in the same pass (codes in tinynets.kernels_norm)
+FUSED_ACTIVATIONS = {ReLU: 1, ReLU6: 2, HardSwish: 3, SiLU: 4}
+
+
+# ------------------------------------------------------------- teaching version
+def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+                       mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None):
+    """y = gamma * x_hat + beta in NumPy. Train mode (mean, var None): the batch's
+    statistics; eval mode: the given running ones. Returns y, (x_hat, invstd), mean, var."""
+    if mean is None:
+        mean = x.mean(axis=(0, 2, 3))                                   # (C,)
+        var = np.mean((x - mean[:, None, None]) ** 2, axis=(0, 2, 3))   # biased
+    invstd = 1.0 / np.sqrt(var + eps)                                   # (C,)
+    x_hat = (x - mean[:, None, None]) * invstd[:, None, None]           # (N, C, H, W)
+    return x_hat * gamma[:, None, None] + beta[:, None, None], (x_hat, invstd), mean, var
+
+
+def batch_norm_backward(dout: np.ndarray, cache, gamma: np.ndarray, training: bool):
+    """NumPy backward of ``batch_norm_forward``: returns dx, dgamma, dbeta."""
+    x_hat, invstd = cache
+    dgamma = np.sum(dout * x_hat, axis=(0, 2, 3))
+    dbeta = dout.sum(axis=(0, 2, 3))
+    scale = (gamma * invstd)[:, None, None]                             # gamma / sqrt(var + eps)
+    if not training:
+        return dout * scale, dgamma, dbeta
+    m = dout.size // dout.shape[1]
+    return scale * (dout - (dbeta / m)[:, None, None] - x_hat * (dgamma / m)[:, None, None]), dgamma, dbeta
 
 
 class BatchNorm2d(Module):
@@ -41,7 +78,11 @@ class BatchNorm2d(Module):
     Shapes: x (N, C, H, W) -> y (N, C, H, W); weight, bias, running_mean,
     running_var (C,); num_batches_tracked () int64.
 
-    Cache: x_hat (N, C, H, W) and 1/sqrt(var + eps) (C,), in both modes.
+    ``forward(x, activation=None)``: with a ReLU, ReLU6, HardSwish or SiLU module
+    it returns activation(bn(x)) from one fused pass, and ``backward`` then takes
+    the gradient w.r.t. the activation's output (the activation module is not run).
+
+    Cache: x, the mean and 1/sqrt(var + eps) used (C,), scale and shift (C,).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
@@ -60,43 +101,55 @@ class BatchNorm2d(Module):
     def flops(self, input_shape) -> int:
         return 2 * int(np.prod(input_shape))       # a multiply and an add per value (folded affine)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        check_array(self, x, 4, self.num_features)
+    def _statistics(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Train: the batch's mean and biased variance, updating the running ones. Eval: those."""
+        if not self.training:
+            return self.running_mean, self.running_var
         N, C, H, W = x.shape
         m = N * H * W
-        if self.training:
-            if m < 2:
-                raise ValueError(f"{self!r}: train mode needs more than one value per channel, "
-                                 f"got input shape {x.shape}")
-            mean = x.mean(axis=(0, 2, 3))
-            xc = x - mean[:, None, None]
-            var = np.mean(xc * xc, axis=(0, 2, 3))                     # biased
-            self.num_batches_tracked += 1
-            f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            self.running_mean *= 1 - f
-            self.running_mean += f * mean
-            self.running_var *= 1 - f
-            self.running_var += (f * m / (m - 1)) * var                 # unbiased
-        else:
-            xc = x - self.running_mean[:, None, None]
-            var = self.running_var
-        invstd = 1.0 / np.sqrt(var + self.eps)                          # (C,)
-        x_hat = xc * invstd[:, None, None]                              # (N, C, H, W)
-        out = x_hat * self.weight.data[:, None, None] + self.bias.data[:, None, None]
-        self.keep(x_hat, invstd, self.training)
+        if m < 2:
+            raise ValueError(f"{self!r}: train mode needs more than one value per channel, "
+                             f"got input shape {x.shape}")
+        mean, var = kernels_norm.bn_stats(x)                                # float64 (C,)
+        self.num_batches_tracked += 1
+        f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        self.running_mean[...] = (1 - f) * self.running_mean + f * mean
+        self.running_var[...] = (1 - f) * self.running_var + (f * m / (m - 1)) * var   # unbiased
+        return mean, var
+
+    def forward(self, x: np.ndarray, activation: Optional[Module] = None) -> np.ndarray:
+        check_array(self, x, 4, self.num_features)
+        code = 0
+        if activation is not None:
+            code = FUSED_ACTIVATIONS.get(type(activation))
+            if code is None:
+                raise ValueError(f"{self!r}: can fuse {', '.join(c.__name__ for c in FUSED_ACTIVATIONS)},"
+                                 f" not {type(activation).__name__}")
+        dt = x.dtype.type
+        mean, var = self._statistics(x)
+        invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + self.eps)               # (C,)
+        scale = self.weight.data * invstd                                           # (C,)
+        shift = self.bias.data - mean * scale
+        mean, invstd, scale, shift = (a.astype(dt) for a in (mean, invstd, scale, shift))
+        x = np.ascontiguousarray(x)
+        out = kernels_norm.bn_act_forward(x, scale, shift, code, kernels_norm.act_constants(dt))
+        self.keep(x, mean, invstd, scale, shift, code, self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x_hat, invstd, training = self.take()
+        x, mean, invstd, scale, shift, code, training = self.take()
         check_array(self, dout, 4, self.num_features, what="dout")
-        if dout.shape != x_hat.shape:
-            raise ValueError(f"{self!r}: dout must have the input's shape {x_hat.shape}, got {dout.shape}")
-        dgamma = np.sum(dout * x_hat, axis=(0, 2, 3))
-        dbeta = dout.sum(axis=(0, 2, 3))
-        self.weight.grad += dgamma
-        self.bias.grad += dbeta
-        scale = (self.weight.data * invstd)[:, None, None]             # gamma / sqrt(var + eps)
-        if not training:
-            return dout * scale
-        m = dout.size // dout.shape[1]
-        return scale * (dout - (dbeta / m)[:, None, None] - x_hat * (dgamma / m)[:, None, None])
+        if dout.shape != x.shape:
+            raise ValueError(f"{self!r}: dout must have the input's shape {x.shape}, got {dout.shape}")
+        k = kernels_norm.act_constants(x.dtype)
+        dout = np.ascontiguousarray(dout, dtype=x.dtype)
+        dbeta, dgamma = kernels_norm.bn_act_backward_sums(dout, x, scale, shift, mean, invstd, code, k)
+        self.weight.grad += dgamma.astype(x.dtype)
+        self.bias.grad += dbeta.astype(x.dtype)
+        if training:                                      # mean and var depended on x
+            m = dout.size // dout.shape[1]
+            q, r = -scale * (dbeta / m), -scale * invstd * (dgamma / m)
+        else:
+            q = r = np.zeros_like(scale)
+        return kernels_norm.bn_act_backward_input(dout, x, scale, shift, mean, q.astype(x.dtype),
+                                             r.astype(x.dtype), code, k)
