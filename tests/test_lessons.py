@@ -1,8 +1,10 @@
 """Every lesson notebook runs top to bottom without an error.
 
-Each ``lessons/NN_*.ipynb`` is executed in a fresh ``python3`` kernel with the
-lessons folder as its working directory (so figures land in ``../assets``).
-The executed copy is thrown away: the source notebook is never rewritten.
+Each ``lessons/NN_*.ipynb`` is executed in a fresh ``python3`` kernel. Its working
+directory is ``lessons/`` inside a temporary copy of the layout, whose ``tests`` is
+the repository's (lessons read ``../tests/fixtures``) and whose ``assets`` is empty,
+so the figures a test run draws do not overwrite the committed ones. The executed
+copy is thrown away: the source notebook is never rewritten.
 """
 from __future__ import annotations
 
@@ -20,11 +22,17 @@ CELL_TIMEOUT = 600          # seconds per cell; a lesson is meant to take under 
 
 @pytest.mark.lesson
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_lesson_runs(path: pathlib.Path):
+def test_lesson_runs(path: pathlib.Path, tmp_path: pathlib.Path):
     nb = nbformat.read(path, as_version=4)
+    (tmp_path / "lessons").mkdir()
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "tests").symlink_to(LESSONS.parent / "tests")
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(LESSONS)}})
+                                     resources={"metadata": {"path": str(tmp_path / "lessons")}})
     try:
         client.execute()
     except nbclient.exceptions.CellExecutionError as err:
         pytest.fail(f"{path.name}: a cell raised an error\n{err}", pytrace=False)
+    drawn = {p.name for p in (tmp_path / "assets").iterdir()}
+    committed = {p.name for p in (LESSONS.parent / "assets").glob(f"lesson{path.name[:2]}_*")}
+    assert drawn == committed, f"{path.name} draws {sorted(drawn)}, assets/ has {sorted(committed)}"
