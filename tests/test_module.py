@@ -90,6 +90,17 @@ def test_no_grad_keeps_no_caches(rng):
     assert net[0].cache is not None
 
 
+def test_backward_frees_the_caches(rng):
+    """As PyTorch frees its graph: no activations are held between training steps."""
+    net = _net()
+    out = net(rng.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    assert any(m.cache is not None for m in net.modules())
+    net.backward(np.ones_like(out))
+    assert all(m.cache is None for m in net.modules())
+    with pytest.raises(RuntimeError, match="twice for one forward"):
+        net.backward(np.ones_like(out))
+
+
 def test_backward_works_in_eval_mode(rng):
     """Saliency maps and gradient checks need eval-mode gradients."""
     net = _net().eval()

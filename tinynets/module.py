@@ -6,7 +6,8 @@ There is no autograd. Every layer writes its own ``forward(x)`` and
 * ``forward`` returns the output and keeps in ``self.cache`` what backward needs
   (nothing inside ``no_grad()``);
 * ``backward`` returns dL/dx and *accumulates* (``+=``) dL/dparam into
-  ``param.grad``, exactly like ``loss.backward()`` does in PyTorch.
+  ``param.grad``, exactly like ``loss.backward()`` does in PyTorch, and frees the
+  cache, as PyTorch frees its graph: one backward per forward.
 
 Names follow PyTorch so that ``state_dict()`` keys match torchvision's.
 """
@@ -157,11 +158,14 @@ class Module:
         self.cache = arrays if _GRAD_ENABLED else None
 
     def take(self):
-        """Return the cache that forward kept, or explain why there is none."""
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward(), or forward ran "
-                               "inside tinynets.no_grad() and kept no cache")
-        return self.cache
+        """Return the cache that forward kept and let it go: like PyTorch's graph, it is
+        freed by backward, so activations are not held between steps. Explain if none."""
+        cache, self.cache = self.cache, None
+        if cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward(), twice for one "
+                               "forward (backward frees the cache), or after a forward inside "
+                               "tinynets.no_grad(), which keeps no cache")
+        return cache
 
     # -- traversal ----------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
