@@ -112,6 +112,33 @@ def _row5(r, w, j):
 
 
 @njit(cache=True, inline="always")
+def _split_columns(xp):
+    """Even and odd columns of a plane, E[:, j] = xp[:, 2j], O[:, j] = xp[:, 2j+1]: a stride-2
+    window xp[., 2j + kj] is E[., j + kj/2] for even kj and O[., j + (kj-1)/2] for odd kj."""
+    Hp, Wp = xp.shape
+    E = np.empty((Hp, (Wp + 1) // 2), dtype=xp.dtype)
+    O = np.empty((Hp, max(1, Wp // 2)), dtype=xp.dtype)
+    for i in range(Hp):
+        for j in range(Wp // 2):
+            E[i, j] = xp[i, 2 * j]
+            O[i, j] = xp[i, 2 * j + 1]
+        if Wp % 2:
+            E[i, Wp // 2] = xp[i, Wp - 1]
+    return E, O
+
+
+@njit(cache=True, inline="always")
+def _row3s2(e, od, w, j):
+    """_row3 at stride 2 on the split columns: w0 r[2j] + w1 r[2j+1] + w2 r[2j+2]."""
+    return w[0] * e[j] + w[1] * od[j] + w[2] * e[j + 1]
+
+
+@njit(cache=True, inline="always")
+def _row5s2(e, od, w, j):
+    return w[0] * e[j] + w[1] * od[j] + w[2] * e[j + 1] + w[3] * od[j + 1] + w[4] * e[j + 2]
+
+
+@njit(cache=True, inline="always")
 def _depthwise_plane(xp, wk, o, stride, OH, OW):
     """One output plane o (OH, OW) from a zero-padded input plane xp and taps wk (KH, KW).
 
@@ -125,10 +152,13 @@ def _depthwise_plane(xp, wk, o, stride, OH, OW):
             for j in range(OW):
                 orow[j] = _row3(r0, wk[0], j) + _row3(r1, wk[1], j) + _row3(r2, wk[2], j)
     elif KH == 3 and KW == 3 and stride == 2:
+        E, O = _split_columns(xp)                    # stride 2 reads become unit-stride reads
         for i in range(OH):
-            r0, r1, r2, orow = xp[2 * i], xp[2 * i + 1], xp[2 * i + 2], o[i]
+            e0, e1, e2, o0, o1, o2, orow = E[2 * i], E[2 * i + 1], E[2 * i + 2], \
+                O[2 * i], O[2 * i + 1], O[2 * i + 2], o[i]
             for j in range(OW):
-                orow[j] = _row3(r0, wk[0], 2 * j) + _row3(r1, wk[1], 2 * j) + _row3(r2, wk[2], 2 * j)
+                orow[j] = (_row3s2(e0, o0, wk[0], j) + _row3s2(e1, o1, wk[1], j)
+                           + _row3s2(e2, o2, wk[2], j))
     elif KH == 5 and KW == 5 and stride == 1:
         for i in range(OH):
             r0, r1, r2, r3, r4, orow = xp[i], xp[i + 1], xp[i + 2], xp[i + 3], xp[i + 4], o[i]
@@ -136,12 +166,13 @@ def _depthwise_plane(xp, wk, o, stride, OH, OW):
                 orow[j] = (_row5(r0, wk[0], j) + _row5(r1, wk[1], j) + _row5(r2, wk[2], j)
                            + _row5(r3, wk[3], j) + _row5(r4, wk[4], j))
     elif KH == 5 and KW == 5 and stride == 2:
+        E, O = _split_columns(xp)
         for i in range(OH):
-            b = 2 * i
-            r0, r1, r2, r3, r4, orow = xp[b], xp[b + 1], xp[b + 2], xp[b + 3], xp[b + 4], o[i]
+            b, orow = 2 * i, o[i]
             for j in range(OW):
-                orow[j] = (_row5(r0, wk[0], 2 * j) + _row5(r1, wk[1], 2 * j) + _row5(r2, wk[2], 2 * j)
-                           + _row5(r3, wk[3], 2 * j) + _row5(r4, wk[4], 2 * j))
+                orow[j] = (_row5s2(E[b], O[b], wk[0], j) + _row5s2(E[b + 1], O[b + 1], wk[1], j)
+                           + _row5s2(E[b + 2], O[b + 2], wk[2], j) + _row5s2(E[b + 3], O[b + 3], wk[3], j)
+                           + _row5s2(E[b + 4], O[b + 4], wk[4], j))
     else:
         for i in range(OH):
             orow = o[i]
@@ -265,6 +296,18 @@ def _weight_grad_plane(d, xp, g, stride, OH, OW):
     sums run side by side; the sums start from g, so they stay in the input's dtype (no float64).
     """
     KH, KW = g.shape
+    if stride == 2:                                  # unit-stride reads of the split columns
+        E, O = _split_columns(xp)
+        for ki in range(KH):
+            for kj in range(KW):
+                src = E if kj % 2 == 0 else O
+                off, acc = kj // 2, g[ki, kj]
+                for i in range(OH):
+                    dr, r = d[i], src[2 * i + ki]
+                    for j in range(OW):
+                        acc += dr[j] * r[j + off]
+                g[ki, kj] = acc
+        return
     if KW == 5:
         for ki in range(KH):
             a = (g[ki, 0], g[ki, 1], g[ki, 2], g[ki, 3], g[ki, 4])
