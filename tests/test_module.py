@@ -160,3 +160,14 @@ def test_replacing_a_child_keeps_its_place():
     assert [type(m).__name__ for m in seq] == ["ReLU", "SiLU", "HardSwish"]
     x = np.linspace(-4, 4, 9)
     assert np.array_equal(seq(x), tn.HardSwish()(tn.SiLU()(tn.ReLU()(x))))
+
+
+def test_load_state_dict_copies(rng):
+    """Training after loading must not change the dict that was loaded."""
+    net = _net()
+    state = {k: v.copy() for k, v in net.state_dict().items()}
+    net.load_state_dict(state)
+    before = {k: v.copy() for k, v in state.items()}
+    for p in net.parameters():
+        p.data += 1                                     # an in-place optimizer step
+    assert all(np.array_equal(state[k], before[k]) for k in state)

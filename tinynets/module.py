@@ -301,7 +301,7 @@ class Module:
                 if value.shape != p.data.shape:
                     raise ValueError(f"load_state_dict: '{key}' expects shape {p.data.shape}, "
                                      f"got {value.shape}")
-                p.data = np.ascontiguousarray(value, dtype=p.data.dtype)
+                p.data = np.array(value, dtype=p.data.dtype, order="C")  # a copy: steps leave the dict alone
             else:
                 b = m._buffers[name]
                 if value.shape != b.shape:
