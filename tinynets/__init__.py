@@ -22,6 +22,7 @@ from .se import SqueezeExcitation
 from .blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
                      InvertedResidualV3, MBConv, StochasticDepth, make_divisible)
 from . import models
+from . import ema, lr_scheduler, optim
 
 __version__ = "0.1.0"
 
