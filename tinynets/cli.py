@@ -2,6 +2,7 @@
 
 gradcheck   check every layer's backward against finite differences (float64)
 summary     per-layer table of a model's params, MACs and FLOPs
+bench       time layers and networks (against PyTorch when installed): assets/bench.md, .png
 """
 from __future__ import annotations
 
@@ -88,6 +89,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    return bench.run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +106,11 @@ def main(argv=None) -> int:
     p.add_argument("--width-mult", type=float, default=None)
     p.add_argument("--resolution", type=int, default=None)
     p.set_defaults(func=cmd_summary)
+    from . import bench
+    p = sub.add_parser("bench", help="time layers, networks, memory and JIT cost (vs PyTorch)",
+                       description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(p)
+    p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 
