@@ -6,7 +6,17 @@ Each computes what the NumPy functions in ``tinynets.norm`` compute, and
 One pass computes y = act(x * scale + shift) with scale = gamma / sqrt(var + eps)
 and shift = beta - mean * scale; backward recomputes the pre-activation from x
 instead of caching it. Activation codes: 0 none, 1 ReLU, 2 ReLU6, 3 HardSwish,
-4 SiLU. ``k`` holds the constants in x's dtype, so no float64 enters the loops.
+4 SiLU, 5 SiLU with a vectorised float32 exp. ``k`` holds the constants in x's
+dtype, so no float64 enters the loops.
+
+Why code 5: LLVM does not vectorise calls to the C library's ``expf``, and with it
+BN + SiLU took 27 ms forward on (16, 144, 56, 56), twice PyTorch's time.
+``_exp_neg_run`` is Cephes' ``expf`` (range reduction by n ln 2 and a degree-5
+polynomial) written so that it vectorises: 2^n is built from its bits, (n + 127) << 23,
+in an int32 scratch viewed as float32 (a table lookup would need a gather, which LLVM
+does not emit here). 7M values: 6 ms instead of 35 ms on one thread; relative error
+below 2e-7 (tested), about float32's rounding. float64 keeps NumPy's exact ``exp``
+(code 4), so gradient checks and parity tests are unaffected.
 """
 from __future__ import annotations
 
@@ -14,9 +24,33 @@ import numpy as np
 from numba import njit, prange
 
 
+# Cephes expf: ln 2 split in two for an exact n ln 2, and the polynomial's coefficients
+_EXP = [1.4426950408889634, 0.693359375, -2.12194440e-4, 1.9875691500e-4, 1.3981999507e-3,
+        8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, -87.0, 88.0]
+
+
 def act_constants(dtype) -> np.ndarray:
-    """(0, 6, 3, 1/6, 1, 1/2, 1/3) in ``dtype``: the numbers the activations use."""
-    return np.array([0, 6, 3, 1 / 6, 1, 0.5, 1 / 3], dtype=dtype)
+    """The numbers the activations use, in ``dtype``: k[0:7] = (0, 6, 3, 1/6, 1, 1/2, 1/3),
+    k[7:18] = ``_exp_neg_run``'s constants."""
+    return np.array([0, 6, 3, 1 / 6, 1, 0.5, 1 / 3] + _EXP, dtype=dtype)
+
+
+@njit(cache=True, inline="always")
+def _exp_neg_run(zs, E, k):
+    """E = exp(-zs) over a 1-D run (float32), in two vectorised loops."""
+    lo, hi, l2e, c1, c2 = k[16], k[17], k[7], k[8], k[9]
+    p0, p1, p2, p3, p4, p5, half, one = k[10], k[11], k[12], k[13], k[14], k[15], k[5], k[4]
+    bits = np.empty(zs.size, np.int32)
+    for i in range(zs.size):
+        t = min(max(-zs[i], lo), hi)                # exp underflows / overflows beyond
+        n = np.floor(t * l2e + half)                # nearest integer to t / ln 2
+        r = t - n * c1 - n * c2                     # |r| <= ln 2 / 2, n ln 2 exact
+        p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+        E[i] = p * r * r + r + one                  # exp(r)
+        bits[i] = (np.int32(n) + 127) << 23         # the float32 2^n, bit by bit
+    pow2 = bits.view(np.float32)
+    for i in range(zs.size):
+        E[i] *= pow2[i]
 
 
 @njit(cache=True, inline="always")
@@ -35,6 +69,11 @@ def _act_plane(zs, ys, code, k):
     elif code == 4:
         for j in range(zs.size):
             ys[j] = zs[j] / (k[4] + np.exp(-zs[j]))    # x * sigmoid(x); exp(-z) = inf gives -0
+    elif code == 5:
+        E = np.empty(zs.size, zs.dtype)
+        _exp_neg_run(zs, E, k)
+        for j in range(zs.size):
+            ys[j] = zs[j] / (k[4] + E[j])
     else:
         for j in range(zs.size):
             ys[j] = zs[j]
@@ -58,6 +97,12 @@ def _dz_plane(zs, ds, dz, code, k):
     elif code == 4:
         for j in range(zs.size):
             s = k[4] / (k[4] + np.exp(-zs[j]))
+            dz[j] = ds[j] * s * (k[4] + zs[j] * (k[4] - s))
+    elif code == 5:
+        E = np.empty(zs.size, zs.dtype)
+        _exp_neg_run(zs, E, k)
+        for j in range(zs.size):
+            s = k[4] / (k[4] + E[j])
             dz[j] = ds[j] * s * (k[4] + zs[j] * (k[4] - s))
     else:
         for j in range(zs.size):

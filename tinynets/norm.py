@@ -125,6 +125,8 @@ class BatchNorm2d(Module):
             if code is None:
                 raise ValueError(f"{self!r}: can fuse {', '.join(c.__name__ for c in FUSED_ACTIVATIONS)},"
                                  f" not {type(activation).__name__}")
+            if code == 4 and x.dtype == np.float32:
+                code = 5                               # SiLU with the vectorised float32 exp
         dt = x.dtype.type
         mean, var = self._statistics(x)
         invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + self.eps)               # (C,)
