@@ -7,6 +7,7 @@ import os
 # Numba's OpenMP threads otherwise spin after each kernel and fight OpenBLAS's
 # threads for the cores: on 2 cores a stem conv took 59 ms instead of 2.7 ms.
 # Must be set before the first parallel kernel starts the OpenMP pool.
+_OMP_POLICY_SET_HERE = "OMP_WAIT_POLICY" not in os.environ   # the bench undoes it for torch
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .activations import (HardSigmoid, Hardsigmoid, HardSwish, Hardswish, ReLU, ReLU6, Sigmoid,
                           SiLU, Swish, sigmoid)

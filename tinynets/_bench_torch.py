@@ -3,10 +3,55 @@
 torch is never a dependency of tinynets: :func:`load` imports it lazily and returns
 None, with the reason, when it is missing. Networks come from ``torchvision.models``
 when torchvision imports, else they are skipped.
+
+The timings run in a fresh process (:func:`run_in_child` runs this file as a script),
+because ``import tinynets`` sets OMP_WAIT_POLICY=PASSIVE and torch shares Numba's
+OpenMP runtime: in the same process torch's batch-1 inference took 45 ms instead of
+20 ms. The child imports nothing from tinynets and gets the environment the user has.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+
+@dataclass
+class Timing:
+    """The median and every timed run, in seconds."""
+    median: float
+    runs: List[float]
+
+
+def time_it(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
+            setup: Optional[Callable[[], object]] = None,
+            clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times; the median wall time.
+
+    Parameters
+    ----------
+    fn : callable without arguments
+    repeats, warmup : int
+    setup : callable or None
+        run, untimed, before every call of ``fn`` (e.g. the forward before a backward)
+    clock : callable returning seconds (a fake one in the tests)
+    """
+    setup = setup or (lambda: None)
+    for _ in range(warmup):
+        setup()
+        fn()
+    runs = []
+    for _ in range(max(1, repeats)):
+        setup()
+        start = clock()
+        fn()
+        runs.append(clock() - start)
+    return Timing(statistics.median(runs), runs)
 
 
 def load(threads: int) -> Tuple[Optional["TorchBench"], str]:
@@ -116,3 +161,44 @@ def _squeeze_excitation(torch, C: int, S: int):
             return x * self.scale_activation(self.fc2(self.activation(self.fc1(s))))
 
     return SqueezeExcitation()
+
+
+# ------------------------------------------------------------ the child process
+def time_jobs(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
+    """Median seconds of each job: a layer's (forward, backward) or a network's
+    (train step, inference)."""
+    tb, why = load(threads)
+    if tb is None:
+        raise RuntimeError(why)
+    out = []
+    for job in jobs:
+        if job["type"] == "layer":
+            fwd, bwd = tb.layer_closures(job["kind"], job["spec"], tuple(job["shape"]))
+            out.append((time_it(fwd, job["repeats"], job["warmup"]).median,
+                        time_it(bwd, job["repeats"], job["warmup"], setup=fwd).median))
+        else:
+            train, infer = tb.network_closures(job["name"], job["batch"], job["res"])
+            out.append((time_it(train, job["train_repeats"], 1).median,
+                        time_it(infer, job["infer_repeats"], job["warmup"]).median))
+            del train, infer
+    return out
+
+
+def run_in_child(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
+    """:func:`time_jobs` in a fresh ``python`` running this file, without tinynets'
+    OpenMP setting (unless the user set OMP_WAIT_POLICY), with ``threads`` threads."""
+    import tinynets
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if tinynets._OMP_POLICY_SET_HERE:
+        env.pop("OMP_WAIT_POLICY", None)
+    proc = subprocess.run([sys.executable, __file__], input=json.dumps(dict(jobs=jobs, threads=threads)),
+                          capture_output=True, text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"the torch timing process failed:\n{proc.stderr[-2000:]}")
+    return [tuple(r) for r in json.loads(lines[-1][len("RESULT "):])]
+
+
+if __name__ == "__main__":
+    request = json.loads(sys.stdin.read())
+    print("RESULT " + json.dumps(time_jobs(request["jobs"], request["threads"])), flush=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import tinynets as tn
 
 from . import _bench_tn, _bench_torch
+from ._bench_torch import Timing, time_it  # noqa: F401  (shared with the torch child)
 from ._bench_proc import run_child, set_threads
 
 SECTIONS = ("layers", "networks", "memory", "jit")
@@ -96,37 +96,6 @@ class Row:
 
 
 # ------------------------------------------------------------------ timing
-@dataclass
-class Timing:
-    """The median and every timed run, in seconds."""
-    median: float
-    runs: List[float]
-
-
-def time_it(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
-            setup: Optional[Callable[[], object]] = None,
-            clock: Callable[[], float] = time.perf_counter) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times; the median wall time.
-
-    Parameters
-    ----------
-    fn : callable without arguments
-    repeats, warmup : int
-    setup : callable or None
-        run, untimed, before every call of ``fn`` (e.g. the forward before a backward)
-    clock : callable returning seconds (a fake one in the tests)
-    """
-    setup = setup or (lambda: None)
-    for _ in range(warmup):
-        setup()
-        fn()
-    runs = []
-    for _ in range(max(1, repeats)):
-        setup()
-        start = clock()
-        fn()
-        runs.append(clock() - start)
-    return Timing(statistics.median(runs), runs)
 
 
 def layer_cases(cfg: Config) -> List[Tuple[str, str, dict, Tuple[int, ...]]]:
@@ -151,9 +120,11 @@ def _shape(shape) -> str:
     return "x".join(map(str, shape))
 
 
-def bench_layers(cfg: Config, tb, log: Callable[[str], None]) -> List[Row]:
-    """Forward and backward of every layer case; backward counts 2x forward FLOPs."""
-    rows = []
+def bench_layers(cfg: Config, tb, threads: int, log: Callable[[str], None]) -> List[Row]:
+    """Forward and backward of every layer case; backward counts 2x forward FLOPs.
+    torch's side runs afterwards in a fresh process (``_bench_torch.run_in_child``)."""
+    rows: List[Row] = []
+    jobs: List[dict] = []
     for label, kind, spec, shape in layer_cases(cfg):
         layer = _bench_tn.layer(kind, spec)
         flops = tn.count_flops(layer, shape[1:]) * shape[0]
@@ -165,17 +136,19 @@ def bench_layers(cfg: Config, tb, log: Callable[[str], None]) -> List[Row]:
         fwd, bwd = _bench_tn.layer_closures(layer, shape)
         pair[0].tn = time_it(fwd, cfg.layer_repeats, cfg.warmup).median
         pair[1].tn = time_it(bwd, cfg.layer_repeats, cfg.warmup, setup=fwd).median
-        if tb is not None:
-            fwd, bwd = tb.layer_closures(kind, spec, shape)
-            pair[0].torch = time_it(fwd, cfg.layer_repeats, cfg.warmup).median
-            pair[1].torch = time_it(bwd, cfg.layer_repeats, cfg.warmup, setup=fwd).median
         rows += pair
-        log(f"{label}: " + ", ".join(f"{r.step} {r.tn * 1e3:.2f} ms" + (
-            f" (torch {r.torch * 1e3:.2f} ms)" if r.torch else "") for r in pair))
+        jobs.append(dict(type="layer", kind=kind, spec=spec, shape=list(shape),
+                         repeats=cfg.layer_repeats, warmup=cfg.warmup))
+        log(f"{label}: " + ", ".join(f"{r.step} {r.tn * 1e3:.2f} ms" for r in pair))
+    if tb is not None:
+        times = _bench_torch.run_in_child(jobs, threads)
+        for k, (fwd, bwd) in enumerate(times):
+            rows[2 * k].torch, rows[2 * k + 1].torch = fwd, bwd
+        log("torch layers: " + ", ".join(f"{r.torch * 1e3:.2f}" for r in rows) + " ms")
     return rows
 
 
-def bench_networks(cfg: Config, tb, log: Callable[[str], None]) -> List[Row]:
+def bench_networks(cfg: Config, tb, threads: int, log: Callable[[str], None]) -> List[Row]:
     """Train step (3x forward FLOPs) and batch-1 inference of each model."""
     rows = []
     B, R = cfg.batch, cfg.res
@@ -188,13 +161,13 @@ def bench_networks(cfg: Config, tb, log: Callable[[str], None]) -> List[Row]:
                     time_it(infer, cfg.infer_repeats, cfg.warmup).median, flops=flops,
                     target=TARGETS["inference"])]
         del train, infer
-        if tb is not None and tb.torchvision is not None:
-            train, infer = tb.network_closures(name, B, R)
-            pair[0].torch = time_it(train, cfg.train_repeats, 1).median
-            pair[1].torch = time_it(infer, cfg.infer_repeats, cfg.warmup).median
-            del train, infer
         rows += pair
         log(f"{name}: train step {pair[0].tn:.3f} s, inference {pair[1].tn * 1e3:.1f} ms")
+    if tb is not None and tb.torchvision is not None:
+        jobs = [dict(type="network", name=name, batch=B, res=R, train_repeats=cfg.train_repeats,
+                     infer_repeats=cfg.infer_repeats, warmup=cfg.warmup) for name in MODELS]
+        for k, (train, infer) in enumerate(_bench_torch.run_in_child(jobs, threads)):
+            rows[2 * k].torch, rows[2 * k + 1].torch = train, infer
     return rows
 
 
@@ -302,8 +275,8 @@ def run(args: argparse.Namespace) -> int:
 
     rows: List[Row] = []
     start, stamps = time.perf_counter(), _kernel_stamps()
-    sections = {"layers": lambda: bench_layers(cfg, tb, log),
-                "networks": lambda: bench_networks(cfg, tb, log),
+    sections = {"layers": lambda: bench_layers(cfg, tb, args.threads, log),
+                "networks": lambda: bench_networks(cfg, tb, args.threads, log),
                 "memory": lambda: bench_memory(cfg, tb, args.threads, log, notes),
                 "jit": lambda: bench_jit(cfg, tb, args.threads, log, notes)}
     for section in only:
