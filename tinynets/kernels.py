@@ -169,10 +169,12 @@ def _depthwise_plane(xp, wk, o, stride, OH, OW):
         E, O = _split_columns(xp)
         for i in range(OH):
             b, orow = 2 * i, o[i]
+            e0, e1, e2, e3, e4 = E[b], E[b + 1], E[b + 2], E[b + 3], E[b + 4]
+            o0, o1, o2, o3, o4 = O[b], O[b + 1], O[b + 2], O[b + 3], O[b + 4]
             for j in range(OW):
-                orow[j] = (_row5s2(E[b], O[b], wk[0], j) + _row5s2(E[b + 1], O[b + 1], wk[1], j)
-                           + _row5s2(E[b + 2], O[b + 2], wk[2], j) + _row5s2(E[b + 3], O[b + 3], wk[3], j)
-                           + _row5s2(E[b + 4], O[b + 4], wk[4], j))
+                orow[j] = (_row5s2(e0, o0, wk[0], j) + _row5s2(e1, o1, wk[1], j)
+                           + _row5s2(e2, o2, wk[2], j) + _row5s2(e3, o3, wk[3], j)
+                           + _row5s2(e4, o4, wk[4], j))
     else:
         for i in range(OH):
             orow = o[i]
