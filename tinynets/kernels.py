@@ -36,7 +36,7 @@ def _valid_range(kj, pad, stride, size, out):
 def im2col(x, KH, KW, stride, pt, pl, OH, OW):
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW); row = c*KH*KW + ki*KW + kj."""
     N, C, H, W = x.shape
-    cols = np.zeros((N, C * KH * KW, OH * OW), dtype=x.dtype)
+    cols = np.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)   # every entry is written once
     for nc in prange(N * C):
         n = nc // C
         c = nc % C
@@ -44,12 +44,17 @@ def im2col(x, KH, KW, stride, pt, pl, OH, OW):
             ilo, ihi = _valid_range(ki, pt, stride, H, OH)
             for kj in range(KW):
                 jlo, jhi = _valid_range(kj, pl, stride, W, OW)
-                row = c * KH * KW + ki * KW + kj
-                for i in range(ilo, ihi):
-                    ih = i * stride + ki - pt
+                out = cols[n, c * KH * KW + ki * KW + kj]
+                for i in range(OH):
                     base = i * OW
+                    if i < ilo or i >= ihi:             # the tap reads padding on this row
+                        out[base:base + OW] = 0
+                        continue
+                    ih = i * stride + ki - pt
+                    out[base:base + min(jlo, OW)] = 0
+                    out[base + max(jlo, jhi):base + OW] = 0
                     for j in range(jlo, jhi):
-                        cols[n, row, base + j] = x[n, c, ih, j * stride + kj - pl]
+                        out[base + j] = x[n, c, ih, j * stride + kj - pl]
     return cols
 
 
