@@ -3,6 +3,7 @@
 gradcheck   check every layer's backward against finite differences (float64)
 summary     per-layer table of a model's params, MACs and FLOPs
 bench       time layers and networks (against PyTorch when installed): assets/bench.md, .png
+train       train a model (default: MobileNetV2 on the embedded digits), with checkpoints
 """
 from __future__ import annotations
 
@@ -94,6 +95,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.run(args)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import train
+    return train.run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +117,10 @@ def main(argv=None) -> int:
                        description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_arguments(p)
     p.set_defaults(func=cmd_bench)
+    from . import train
+    p = sub.add_parser("train", help="train a model on digits (embedded) or CIFAR-10, resumable")
+    train.add_arguments(p)
+    p.set_defaults(func=cmd_train)
     args = parser.parse_args(argv)
     return args.func(args)
 
