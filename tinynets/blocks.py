@@ -25,8 +25,10 @@ import numpy as np
 
 from .activations import HardSigmoid, ReLU, ReLU6, Sigmoid, SiLU
 from .conv import Conv2d
-from .module import Chain, LayerCount, Module, Sequential, check_array, get_rng
-from .norm import FUSED_ACTIVATIONS, BatchNorm2d
+from . import kernels_norm
+from .module import (Chain, LayerCount, Module, Sequential, check_array, get_rng,
+                     is_grad_enabled)
+from .norm import FUSED_ACTIVATIONS, BatchNorm2d, activation_code
 from .se import SqueezeExcitation
 
 
@@ -73,7 +75,11 @@ class Conv2dNormActivation(Sequential):
 
     def _fusable(self) -> bool:
         """BN and activation run as one kernel unless the activation cannot be fused or
-        has been instrumented on the instance (gradcheck's kink watch wraps its forward)."""
+        has been instrumented on the instance (gradcheck's kink watch wraps its forward).
+        After ``fold_bn`` (``self[1]`` is an Identity, the conv has the bias) the fused
+        path works in place, so it is taken only where no backward can follow."""
+        if not isinstance(self[1], BatchNorm2d) and (is_grad_enabled() or self[0].bias is None):
+            return False
         if len(self) < 3:
             return True
         act = self[2]
@@ -84,7 +90,12 @@ class Conv2dNormActivation(Sequential):
         if not self._fused:
             return super().forward(x)
         act = self[2] if len(self) > 2 else None
-        return self[1](self[0](x), activation=act)     # conv, then BN + activation in one pass
+        if isinstance(self[1], BatchNorm2d):
+            return self[1](self[0](x), activation=act)  # conv, then BN + activation in one pass
+        out = self[0].convolve(x)                       # folded BN: the conv has its scale and bias,
+        code = activation_code(self, act, out.dtype)    # added with the activation in one pass
+        kernels_norm.bias_act_(out, self[0].bias.data, code, kernels_norm.act_constants(out.dtype))
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if not getattr(self, "_fused", False):

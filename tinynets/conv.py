@@ -145,6 +145,14 @@ class Conv2d(Module):
 
     # ------------------------------------------------------------- forward
     def forward(self, x: np.ndarray) -> np.ndarray:
+        out = self.convolve(x)                                              # (N, C_out, H', W')
+        if self.bias is not None:
+            out += self.bias.data[:, None, None]
+        return out
+
+    def convolve(self, x: np.ndarray) -> np.ndarray:
+        """The convolution without the bias; ``forward`` adds it. (``fold_bn``'s inference
+        path adds bias and activation in one pass instead.)"""
         check_array(self, x, 4, self.in_channels)
         N, C, H, W = x.shape
         _, Co, OH, OW = self.output_shape(x.shape)
@@ -166,8 +174,6 @@ class Conv2d(Module):
             wmat = w.reshape(G, Co // G, C // G * KH * KW)                  # (G, Og, Cg*KH*KW)
             out = np.matmul(wmat, cols).reshape(N, Co, OH, OW)
             self.keep(cols, x.shape)
-        if self.bias is not None:
-            out += self.bias.data[:, None, None]
         return out
 
     # ------------------------------------------------------------- backward

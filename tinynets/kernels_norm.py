@@ -186,3 +186,17 @@ def bn_act_backward_input(dout, x, scale, shift, mean, q, r, code, k):
         for j in range(H * W):
             dxs[j] = a * dxs[j] + qc + rc * (xs[j] - mu)
     return dx
+
+
+@njit(parallel=True, cache=True)
+def bias_act_(x, bias, code, k):
+    """In place: x = act(x + bias[c]) for x (N, C, H, W) contiguous. The inference path of
+    a conv whose BatchNorm was folded into it (``tinynets.fold``): one pass over the output."""
+    N, C, H, W = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        b = bias[c]
+        xs = x[n, c].ravel()
+        for j in range(H * W):
+            xs[j] += b
+        _act_plane(xs, xs, code, k)

@@ -39,6 +39,17 @@ from .module import Module, Parameter, check_array
 FUSED_ACTIVATIONS = {ReLU: 1, ReLU6: 2, HardSwish: 3, SiLU: 4}
 
 
+def activation_code(layer: Module, activation: Optional[Module], dtype) -> int:
+    """The kernels' code for ``activation`` (0 for None); ``layer`` names the caller in errors."""
+    if activation is None:
+        return 0
+    code = FUSED_ACTIVATIONS.get(type(activation))
+    if code is None:
+        raise ValueError(f"{layer!r}: can fuse {', '.join(c.__name__ for c in FUSED_ACTIVATIONS)},"
+                         f" not {type(activation).__name__}")
+    return 5 if code == 4 and dtype == np.float32 else code   # 5: SiLU, vectorised float32 exp
+
+
 # ------------------------------------------------------------- teaching version
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
                        mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None):
@@ -119,14 +130,7 @@ class BatchNorm2d(Module):
 
     def forward(self, x: np.ndarray, activation: Optional[Module] = None) -> np.ndarray:
         check_array(self, x, 4, self.num_features)
-        code = 0
-        if activation is not None:
-            code = FUSED_ACTIVATIONS.get(type(activation))
-            if code is None:
-                raise ValueError(f"{self!r}: can fuse {', '.join(c.__name__ for c in FUSED_ACTIVATIONS)},"
-                                 f" not {type(activation).__name__}")
-            if code == 4 and x.dtype == np.float32:
-                code = 5                               # SiLU with the vectorised float32 exp
+        code = activation_code(self, activation, x.dtype)
         dt = x.dtype.type
         mean, var = self._statistics(x)
         invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + self.eps)               # (C,)
