@@ -47,12 +47,13 @@ from .blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
 from . import models
 from .fold import fold_bn
 from . import ema, lr_scheduler, optim
+from .io import load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchNorm2d", "Conv2d", "Conv2dNormActivation", "DepthwiseSeparable", "InvertedResidual",
-    "InvertedResidualV3", "MBConv", "SqueezeExcitation", "StochasticDepth", "make_divisible", "models", "count_flops", "fold_bn", "count_macs", "count_params", "summary", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d",
+    "InvertedResidualV3", "load_checkpoint", "save_checkpoint", "MBConv", "SqueezeExcitation", "StochasticDepth", "make_divisible", "models", "count_flops", "fold_bn", "count_macs", "count_params", "summary", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d",
     "HardSigmoid", "Hardsigmoid", "HardSwish", "Hardswish", "Identity", "Linear", "Module",
     "Parameter", "ReLU", "ReLU6", "Sequential", "Sigmoid", "SiLU", "Swish", "get_rng",
     "gradcheck", "is_grad_enabled", "log_softmax", "manual_seed", "no_grad",
