@@ -4,6 +4,7 @@ gradcheck   check every layer's backward against finite differences (float64)
 summary     per-layer table of a model's params, MACs and FLOPs
 bench       time layers and networks (against PyTorch when installed): assets/bench.md, .png
 train       train a model (default: MobileNetV2 on the embedded digits), with checkpoints
+classify    name the objects in a photo with real ImageNet weights (EfficientNet-Lite0)
 """
 from __future__ import annotations
 
@@ -100,6 +101,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train.run(args)
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from . import classify
+    return classify.run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,6 +127,12 @@ def main(argv=None) -> int:
     p = sub.add_parser("train", help="train a model on digits (embedded) or CIFAR-10, resumable")
     train.add_arguments(p)
     p.set_defaults(func=cmd_train)
+    from . import classify
+    p = sub.add_parser("classify", help="top-k ImageNet classes of a photo (pretrained weights)",
+                       description=classify.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    classify.add_arguments(p)
+    p.set_defaults(func=cmd_classify)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -172,8 +172,9 @@ def safe_load(f) -> dict:
     return d
 
 
-def md5sum(path: PathLike) -> str:
-    h = hashlib.md5()
+def md5sum(path: PathLike, algorithm: str = "md5") -> str:
+    """The file's hex digest (``algorithm``: any hashlib name), read in 1 MB blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

