@@ -8,8 +8,6 @@ assembled here from pickle opcodes, so no test imports torch.
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import shutil
 import struct
 from collections import OrderedDict
@@ -19,8 +17,8 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets import lr_scheduler, optim, train
-from tinynets.io import CheckpointError, UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from tinynets import lr_scheduler, optim, train_state
+from tinynets.io import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.task_io
 
@@ -142,8 +140,8 @@ def test_model_state_dict_round_trip(tmp_path, suffix):
 def test_reads_a_training_checkpoint(tmp_path):
     model = tn.models.mobilenet_v2(num_classes=10, width_mult=0.1)
     opt = optim.SGD(model.parameters(), lr=0.1)
-    train.save_checkpoint(tmp_path / "ckpt.npz", model, opt,
-                          lr_scheduler.CosineAnnealingLR(opt, T_max=1), {"epoch": 1})
+    train_state.save_training_state(tmp_path / "ckpt.npz", model, opt,
+                                      lr_scheduler.CosineAnnealingLR(opt, T_max=1), {"epoch": 1})
     assert_same(load_checkpoint(tmp_path / "ckpt.npz"), model.state_dict())
 
 

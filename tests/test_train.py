@@ -16,6 +16,7 @@ import pytest
 
 import tinynets as tn
 from tinynets import train
+from tinynets.io import TRAIN_FORMAT
 from tinynets.models import mobilenet_v2
 from tinynets.train import TrainConfig
 
@@ -87,9 +88,9 @@ def test_checkpoint_round_trip_loads_without_pickle(tmp_path):
 
 def test_loading_a_pickled_checkpoint_is_refused(tmp_path):
     path = tmp_path / "evil.npz"
-    np.savez(path, meta=np.array([{"format": train.FORMAT}], dtype=object))
+    np.savez(path, meta=np.array([{"format": TRAIN_FORMAT}], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
-        train.load_checkpoint(path, mobilenet_v2(num_classes=10, width_mult=0.1))
+        train.load_training_state(path, mobilenet_v2(num_classes=10, width_mult=0.1))
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

@@ -32,23 +32,41 @@ import os
 import pathlib
 import pickle
 import struct
+import tempfile
 import zipfile
 from collections import OrderedDict
-from typing import Any, BinaryIO, Dict, Mapping, Union
+from typing import Any, BinaryIO, Callable, Dict, Mapping, Union
 
 import numpy as np
 
 from ._torch_pickle import (RAW_DTYPES, CheckpointError, UnsafeCheckpointError, decode,
                             load_legacy, load_zip)
-from .train import FORMAT as TRAIN_FORMAT
-from .train import _atomic_write
 
-__all__ = ["load_checkpoint", "save_checkpoint", "CheckpointError", "UnsafeCheckpointError"]
+__all__ = ["load_checkpoint", "save_checkpoint", "atomic_write", "CheckpointError",
+           "UnsafeCheckpointError", "TRAIN_FORMAT"]
 
 PathLike = Union[str, os.PathLike]
 NESTED_KEYS = ("state_dict", "model", "model_state_dict")
+TRAIN_FORMAT = "tinynets-checkpoint-1"        # tinynets.train_state's .npz files
 _MAX_HEADER = 100 << 20                       # the safetensors library's own limit
 _CODES = {np.dtype(v).newbyteorder("<").str: k for k, v in RAW_DTYPES.items() if k != "BF16"}
+
+
+def atomic_write(path: pathlib.Path, write: Callable[[Any], None]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)              # mkstemp's 0600 -> the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def load_checkpoint(path: PathLike) -> "OrderedDict[str, np.ndarray]":
@@ -230,4 +248,4 @@ def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> None:
     if writer is None:
         raise ValueError(f"save_checkpoint: '{path}' must end in .npz or .safetensors")
     arrays = _checked(state)
-    _atomic_write(path, lambda f: writer(f, arrays))
+    atomic_write(path, lambda f: writer(f, arrays))
