@@ -35,7 +35,8 @@ def test_quick_bench_writes_the_table_with_every_row(quick_run):
     assert text.strip() == stdout.strip()                       # the same table is printed
     for label in LAYER_LABELS + bench.MODELS:
         assert label in text, label
-    for heading in ("## Layers", "## Networks", "## Peak memory", "## Conventions"):
+    for heading in ("## Layers", "## Networks", "## Peak memory", "## BatchNorm folding",
+                    "## Conventions"):
         assert heading in text
     assert "## JIT" not in text and "--only jit" in text        # --quick leaves it out, says so
     for info in ("**CPU**", "**numpy**", "**numba**", "**threads**", "**date**"):
@@ -44,6 +45,8 @@ def test_quick_bench_writes_the_table_with_every_row(quick_run):
     layer_rows = [line for line in text.splitlines() if line.startswith("| depthwise")]
     assert len(layer_rows) == 8 and all("< 1×" in r for r in layer_rows)
     assert text.count("| train step |") == 3 and text.count("| inference |") == 3
+    fold_rows = [line for line in text.splitlines() if "| inference b" in line]
+    assert len(fold_rows) == 8 and all(line.endswith("× |") for line in fold_rows)
 
 
 def test_quick_bench_writes_a_png_plot(quick_run):
@@ -74,7 +77,7 @@ def test_ratio_and_targets():
 
 def test_sections_from_only():
     assert bench.parse_sections(None, quick=False) == list(bench.SECTIONS)
-    assert bench.parse_sections(None, quick=True) == ["layers", "networks", "memory"]
+    assert bench.parse_sections(None, quick=True) == ["layers", "networks", "memory", "fold"]
     assert bench.parse_sections(["layers,jit", "memory", "jit"], quick=True) == ["layers", "jit", "memory"]
     with pytest.raises(ValueError, match="nope"):
         bench.parse_sections(["layers,nope"], quick=False)

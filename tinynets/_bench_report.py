@@ -110,6 +110,10 @@ SECTION_TABLES: Dict[str, tuple] = {
              "of which the step s", "ratio"),
             lambda r: (r.name, r.step, r.shape, _sec(r.tn), _sec(r.extra.get("first_step")),
                        _sec(r.torch), _sec(r.extra.get("torch_first_step")), _ratio(r))),
+    "fold": ("BatchNorm folding: inference with every BN folded into its conv (`fold_bn`)",
+             ("model", "step", "input", "unfolded ms", "folded ms", "speed-up"),
+             lambda r: (r.name, r.step, r.shape, _ms(r.extra.get("unfolded")), _ms(r.tn),
+                        f"{r.extra['unfolded'] / r.tn:.2f}×" if r.tn else "—")),
 }
 
 
@@ -149,6 +153,8 @@ def conventions(cfg) -> List[str]:
         "OMP_WAIT_POLICY is given), which slows torch's small ops (batch-1 inference 45 ms "
         "instead of 20 ms here), so torch's layer and network timings run in a fresh process "
         "that never imports tinynets. The memory and JIT children of both import tinynets.",
+        "BN folding: tinynets against itself, `model.eval()` under `no_grad()`, the unfolded "
+        "and the folded model timed in alternation (medians); speed-up = unfolded / folded.",
         "Targets (issue 4): train step ≤ 1.5×, inference ≤ 2×, depthwise < 1×, memory ≤ 1.5×, "
         "judged on this run's measurements.",
     ]

@@ -89,3 +89,19 @@ def network_closures(name: str, batch: int, res: int) -> Network:
             m.cache = None
 
     return Network(train_step, inference, tn.count_flops(model, (3, res, res)), release)
+
+
+def fold_closures(name: str, batch: int, res: int) -> Tuple[Callable, Callable]:
+    """Eval-mode inference of ``get_model(name)`` at ``batch`` x 3 x ``res`` x ``res`` under
+    ``no_grad``: (unfolded, with every BatchNorm folded by ``tn.fold_bn``)."""
+    model = tn.models.get_model(name).eval()
+    folded = tn.fold_bn(model)
+    x = np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32)
+
+    def run(m):
+        def infer():
+            with tn.no_grad():
+                m(x)
+        return infer
+
+    return run(model), run(folded)

@@ -15,7 +15,10 @@ memory
     the peak RSS of one train step, each in a fresh process (``_bench_proc.memory_child``);
 jit
     the wall time from process start to the end of the first mobilenet_v2 train step,
-    with an empty and then the same, filled, Numba cache (``_bench_proc.jit_child``).
+    with an empty and then the same, filled, Numba cache (``_bench_proc.jit_child``);
+fold
+    inference (batch 1 and 16) of the three networks and efficientnet_lite0 with and
+    without BatchNorm folded into the convolutions (``tn.fold_bn``): tinynets only.
 
 Times are medians after warm-up runs. When ``import torch`` works, the same work runs in
 PyTorch and each row gets the ratio tinynets / torch and, where issue 4 sets one, its
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,10 +46,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import tinynets as tn
 
 from . import _bench_tn, _bench_torch
-from ._bench_torch import Timing, time_it  # noqa: F401  (shared with the torch child)
+from ._bench_torch import time_it
 from ._bench_proc import run_child, set_threads
 
-SECTIONS = ("layers", "networks", "memory", "jit")
+SECTIONS = ("layers", "networks", "memory", "jit", "fold")
 MODELS = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0")
 # issue 4's targets for tinynets / torch: (comparison, limit)
 TARGETS = {"depthwise": ("<", 1.0), "train step": ("≤", 1.5), "inference": ("≤", 2.0),
@@ -171,6 +175,24 @@ def bench_networks(cfg: Config, tb, threads: int, log: Callable[[str], None]) ->
     return rows
 
 
+def bench_fold(cfg: Config, log: Callable[[str], None]) -> List[Row]:
+    """Inference with and without BatchNorm folded (``tn.fold_bn``), batch 1 and ``cfg.batch``:
+    tinynets against itself, timed in alternation so that both see the same load."""
+    rows = []
+    for name in MODELS + ("efficientnet_lite0",):
+        for B in (1, cfg.batch):
+            plain, folded = _bench_tn.fold_closures(name, B, cfg.res)
+            repeats = cfg.infer_repeats if B == 1 else cfg.train_repeats
+            time_it(plain, 0, cfg.warmup), time_it(folded, 0, cfg.warmup)
+            pairs = [(time_it(plain, 1, 0).median, time_it(folded, 1, 0).median)
+                     for _ in range(repeats)]
+            t_plain, t_folded = (statistics.median(t) for t in zip(*pairs))
+            rows.append(Row("fold", name, f"inference b{B}", _shape((B, 3, cfg.res, cfg.res)),
+                            t_folded, extra={"unfolded": t_plain}))
+            log(f"{name} b{B}: {t_plain * 1e3:.1f} ms unfolded, {t_folded * 1e3:.1f} ms folded")
+    return rows
+
+
 def bench_memory(cfg: Config, tb, threads: int, log, notes: List[str]) -> List[Row]:
     """Peak memory of one train step per model, tinynets and torch each in own process."""
     rows = []
@@ -278,7 +300,8 @@ def run(args: argparse.Namespace) -> int:
     sections = {"layers": lambda: bench_layers(cfg, tb, args.threads, log),
                 "networks": lambda: bench_networks(cfg, tb, args.threads, log),
                 "memory": lambda: bench_memory(cfg, tb, args.threads, log, notes),
-                "jit": lambda: bench_jit(cfg, tb, args.threads, log, notes)}
+                "jit": lambda: bench_jit(cfg, tb, args.threads, log, notes),
+                "fold": lambda: bench_fold(cfg, log)}
     for section in only:
         t0 = time.perf_counter()
         rows += sections[section]()
