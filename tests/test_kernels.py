@@ -71,6 +71,30 @@ def test_depthwise_kernels(case, mult, dtype, rng):
     np.testing.assert_allclose(dw, dw_ref, **_tol(dtype))
 
 
+# 5x5 stride 2 runs on its own kernel (kernels_s2): (N, C, H, W, (t, b, l, r))
+S2_CASES = [
+    (1, 3, 56, 56, (2, 2, 2, 2)),       # batch 1, a network's shape
+    (2, 2, 15, 17, (2, 2, 2, 2)),       # odd sizes
+    (1, 2, 14, 14, (1, 2, 1, 2)),       # TF 'same' on an even input: one more pixel after
+    (2, 1, 9, 8, (0, 0, 3, 1)),         # nothing on top, odd padding on the left
+    (1, 2, 5, 6, (4, 4, 4, 3)),         # padding nearly the kernel: most taps read zeros
+    (1, 1, 1, 1, (2, 2, 2, 2)),         # one pixel
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mult", [1, 2])
+@pytest.mark.parametrize("case", S2_CASES)
+def test_depthwise_5x5_stride2_forward(case, mult, dtype, rng):
+    N, C, H, W, (t, b, l, r) = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C * mult, 1, 5, 5)).astype(dtype)
+    OH, OW = naive.out_size(H, 5, 2, t, b), naive.out_size(W, 5, 2, l, r)
+    out = kernels.depthwise_forward(x, w, 2, t, l, OH, OW)
+    assert out.dtype == dtype and out.shape == (N, C * mult, OH, OW)
+    np.testing.assert_allclose(out, naive.depthwise_taps(x, w, 2, (t, b, l, r)), **_tol(dtype))
+
+
 @pytest.mark.parametrize("groups", [1, 2, "depthwise"])
 @pytest.mark.parametrize("case", CASES[:8])
 def test_naive_versions_agree(case, groups, rng):
@@ -100,6 +124,7 @@ def test_naive_versions_agree(case, groups, rng):
     dict(in_channels=8, out_channels=12, kernel_size=1),                         # pointwise
     dict(in_channels=8, out_channels=12, kernel_size=1, stride=2, bias=True),    # strided 1x1
     dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, groups=4, padding="same"),
+    dict(in_channels=4, out_channels=8, kernel_size=5, stride=2, groups=4, padding="same"),
 ])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_layer_matches_loops(config, dtype, rng):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .kernels_s2 import depthwise_plane_5x5s2
+
 
 @njit(cache=True, inline="always")
 def _valid_range(kj, pad, stride, size, out):
@@ -139,16 +141,12 @@ def _row3s2(e, od, w, j):
 
 
 @njit(cache=True, inline="always")
-def _row5s2(e, od, w, j):
-    return w[0] * e[j] + w[1] * od[j] + w[2] * e[j + 1] + w[3] * od[j + 1] + w[4] * e[j + 2]
-
-
-@njit(cache=True, inline="always")
 def _depthwise_plane(xp, wk, o, stride, OH, OW):
     """One output plane o (OH, OW) from a zero-padded input plane xp and taps wk (KH, KW).
 
     3x3 and 5x5 are written out: every output value is computed in one pass with all
     its taps in registers, and written once. Other sizes accumulate tap by tap.
+    (``depthwise_forward`` sends 5x5 at stride 2 to ``kernels_s2``.)
     """
     KH, KW = wk.shape
     if KH == 3 and KW == 3 and stride == 1:
@@ -170,16 +168,6 @@ def _depthwise_plane(xp, wk, o, stride, OH, OW):
             for j in range(OW):
                 orow[j] = (_row5(r0, wk[0], j) + _row5(r1, wk[1], j) + _row5(r2, wk[2], j)
                            + _row5(r3, wk[3], j) + _row5(r4, wk[4], j))
-    elif KH == 5 and KW == 5 and stride == 2:
-        E, O = _split_columns(xp)
-        for i in range(OH):
-            b, orow = 2 * i, o[i]
-            e0, e1, e2, e3, e4 = E[b], E[b + 1], E[b + 2], E[b + 3], E[b + 4]
-            o0, o1, o2, o3, o4 = O[b], O[b + 1], O[b + 2], O[b + 3], O[b + 4]
-            for j in range(OW):
-                orow[j] = (_row5s2(e0, o0, wk[0], j) + _row5s2(e1, o1, wk[1], j)
-                           + _row5s2(e2, o2, wk[2], j) + _row5s2(e3, o3, wk[3], j)
-                           + _row5s2(e4, o4, wk[4], j))
     else:
         for i in range(OH):
             orow = o[i]
@@ -203,10 +191,14 @@ def depthwise_forward(x, w, stride, pt, pl, OH, OW):
     m = Co // C
     Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW
     out = np.empty((N, Co, OH, OW), dtype=x.dtype)
+    phases = stride == 2 and KH == 5 and KW == 5
     for nc in prange(N * Co):
         n, co = nc // Co, nc % Co
-        xp = _padded_plane(x[n, co // m], pt, pl, Hp, Wp)
-        _depthwise_plane(xp, w[co, 0], out[n, co], stride, OH, OW)
+        if phases:
+            depthwise_plane_5x5s2(x[n, co // m], w[co, 0], out[n, co], pt, pl)
+        else:
+            xp = _padded_plane(x[n, co // m], pt, pl, Hp, Wp)
+            _depthwise_plane(xp, w[co, 0], out[n, co], stride, OH, OW)
     return out
 
 

@@ -1,0 +1,83 @@
+"""Numba kernel for the depthwise 5x5 forward at stride 2 (``kernels.depthwise_forward``).
+
+At stride 2 a kernel tap (ki, kj) reads padded row 2i + ki and column 2j + kj. Split the
+padded plane by the parity of its rows and of its columns into four "phase" planes,
+
+    Q[2a + b, r, c] = x_padded[2r + a, 2c + b],     a, b in {0, 1},
+
+and the tap reads Q[2(ki % 2) + kj % 2] at (i + ki // 2, j + kj // 2): unit stride, and
+the same fixed offset for every output. All rows of Q have the same width WQ, so with
+the output laid out WQ wide too, output t = i * WQ + j reads flat index
+t + (ki // 2) * WQ + kj // 2 of its phase plane. One loop over all OH * WQ outputs of a
+plane then does the whole plane, instead of one short loop per row: at OW = 28 a row is
+3 vector iterations and a scalar tail of 4 outputs (28 = 3 * 8 + 4), and the tail has more
+instructions than the vector part. The WQ - OW extra outputs of each row read Q past the row's end and are
+dropped. (16, 144, 56, 56), one thread: 8.7 ms with even/odd column planes built from a
+padded copy and a loop per row, 7.4 ms so. (The 3x3 taps measured no faster so and stay
+in ``kernels``.)
+
+Numba's on-disk cache of ``kernels.depthwise_forward`` does not notice edits to this
+file: after changing it, delete ``tinynets/__pycache__/kernels.*.nbi``/``.nbc``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _deinterleave(s, f, g):
+    """f[k] = s[2k] and g[k] = s[2k+1], for all of s. LLVM vectorises it (two loads, two
+    shuffles, two stores per 16 values)."""
+    n = s.shape[0]
+    for k in range(n // 2):
+        f[k] = s[2 * k]
+        g[k] = s[2 * k + 1]
+    if n % 2:
+        f[n // 2] = s[n - 1]
+
+
+@njit(cache=True, inline="always")
+def phase_planes(plane, pt, pl, KH, KW, OH, OW):
+    """The four phase planes Q (4, OH + KH//2 + 1, OW + KW//2) of a (H, W) plane, zero-padded
+    by pt on top and pl on the left; zero outside the padded plane (the last row is slack
+    for the extra outputs of ``depthwise_plane_5x5s2``). pt, pl >= 0."""
+    H, W = plane.shape
+    Hp, Wp = 2 * OH + KH - 2, 2 * OW + KW - 2            # the padded rows/columns that are read
+    Q = np.zeros((4, OH + KH // 2 + 1, OW + KW // 2), dtype=plane.dtype)
+    j1 = max(0, min(W, Wp - pl))                         # plane columns that land inside
+    p = pl % 2                                           # plane column 0 -> phase column p
+    a, b = pl // 2, (pl + 1) // 2                        # ... at index a; column 1 -> 1-p at b
+    for i in range(min(H, Hp - pt)):
+        r = i + pt
+        _deinterleave(plane[i, :j1], Q[2 * (r % 2) + p, r // 2, a:], Q[2 * (r % 2) + 1 - p, r // 2, b:])
+    return Q
+
+
+@njit(cache=True, inline="always")
+def _row5(e, od, w, t):
+    """One kernel row at stride 2 on the phase planes: w0 x[2j] + w1 x[2j+1] + ... + w4 x[2j+4]."""
+    return w[0] * e[t] + w[1] * od[t] + w[2] * e[t + 1] + w[3] * od[t + 1] + w[4] * e[t + 2]
+
+
+@njit(cache=True, inline="always")
+def depthwise_plane_5x5s2(plane, wk, o, pt, pl):
+    """o (OH, OW) = the stride-2 correlation of one (H, W) plane, zero-padded by pt on top
+    and pl on the left, with the 5x5 taps wk; the taps are written out, so every output
+    is one expression."""
+    OH, OW = o.shape
+    Q = phase_planes(plane, pt, pl, 5, 5, OH, OW)
+    WQ = Q.shape[2]
+    F = Q.reshape(4, Q.shape[1] * WQ)                    # flat phase planes
+    # kernel row ki reads the even (e) and odd (od) phase columns of row parity ki % 2,
+    # ki // 2 rows (WQ values each) down
+    e0, o0, e1, o1 = F[0], F[1], F[2], F[3]
+    e2, o2, e3, o3 = F[0][WQ:], F[1][WQ:], F[2][WQ:], F[3][WQ:]
+    e4, o4 = F[0][2 * WQ:], F[1][2 * WQ:]
+    L = OH * WQ
+    o_wide = np.empty(L, dtype=o.dtype)                  # the output, WQ wide
+    for t in range(L):
+        o_wide[t] = (_row5(e0, o0, wk[0], t) + _row5(e1, o1, wk[1], t) + _row5(e2, o2, wk[2], t)
+                     + _row5(e3, o3, wk[3], t) + _row5(e4, o4, wk[4], t))
+    for i in range(OH):
+        o[i] = o_wide[i * WQ:i * WQ + OW]
