@@ -53,6 +53,23 @@ def test_im2col_and_col2im(case, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [                 # (N, C, H, W, k, stride, (t, b, l, r))
+    (1, 3, 32, 32, 3, 2, (1, 1, 1, 1)),              # a stem, batch 1
+    (2, 3, 15, 17, 3, 2, (1, 1, 1, 1)),              # odd sizes
+    (1, 2, 14, 14, 3, 2, (0, 1, 0, 1)),              # TF 'same' on an even input
+    (1, 2, 9, 8, 5, 1, (2, 2, 1, 3)),                # stride 1, asymmetric
+    (2, 1, 7, 7, 3, 3, (1, 1, 1, 1)),                # a stride without its own loop
+    (1, 1, 2, 2, 3, 2, (3, 3, 3, 3)),                # taps that read only padding
+])
+def test_im2col_edges(case, dtype, rng):
+    N, C, H, W, k, s, (t, b, l, r) = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
+    ref = naive.im2col_strided(naive.pad_input(x, (t, b, l, r)), k, k, s)
+    np.testing.assert_array_equal(kernels.im2col(x, k, k, s, t, l, OH, OW), ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mult", [1, 2])
 @pytest.mark.parametrize("case", CASES)
 def test_depthwise_kernels(case, mult, dtype, rng):

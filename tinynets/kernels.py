@@ -36,27 +36,47 @@ def _valid_range(kj, pad, stride, size, out):
 # --------------------------------------------------------------------- im2col
 @njit(parallel=True, cache=True)
 def im2col(x, KH, KW, stride, pt, pl, OH, OW):
-    """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW); row = c*KH*KW + ki*KW + kj."""
+    """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW); row = c*KH*KW + ki*KW + kj.
+
+    Every entry is written once (no zero-fill first). The zeros at the edges are short
+    explicit loops and the copy reads a row view from its first valid column: slice
+    assignments and an index that Numba cannot prove non-negative cost more per row than
+    the row's copy. (16, 3, 224, 224), 3x3 stride 2, one thread: 5.4 ms before, 3.0 ms so.
+    """
     N, C, H, W = x.shape
-    cols = np.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)   # every entry is written once
+    cols = np.empty((N, C * KH * KW, OH * OW), dtype=x.dtype)
     for nc in prange(N * C):
         n = nc // C
         c = nc % C
+        plane = x[n, c]
         for ki in range(KH):
             ilo, ihi = _valid_range(ki, pt, stride, H, OH)
             for kj in range(KW):
                 jlo, jhi = _valid_range(kj, pl, stride, W, OW)
+                jlo = min(jlo, OW)
+                jhi = max(jlo, jhi)
                 out = cols[n, c * KH * KW + ki * KW + kj]
                 for i in range(OH):
-                    base = i * OW
+                    orow = out[i * OW:(i + 1) * OW]
                     if i < ilo or i >= ihi:             # the tap reads padding on this row
-                        out[base:base + OW] = 0
+                        for j in range(OW):
+                            orow[j] = 0
                         continue
-                    ih = i * stride + ki - pt
-                    out[base:base + min(jlo, OW)] = 0
-                    out[base + max(jlo, jhi):base + OW] = 0
-                    for j in range(jlo, jhi):
-                        out[base + j] = x[n, c, ih, j * stride + kj - pl]
+                    for j in range(jlo):
+                        orow[j] = 0
+                    for j in range(jhi, OW):
+                        orow[j] = 0
+                    src = plane[i * stride + ki - pt, jlo * stride + kj - pl:]
+                    dst = orow[jlo:jhi]
+                    if stride == 1:                     # constant strides: vectorised
+                        for j in range(jhi - jlo):
+                            dst[j] = src[j]
+                    elif stride == 2:
+                        for j in range(jhi - jlo):
+                            dst[j] = src[2 * j]
+                    else:
+                        for j in range(jhi - jlo):
+                            dst[j] = src[j * stride]
     return cols
 
 
