@@ -61,12 +61,15 @@ def test_im2col_and_col2im(case, dtype, rng):
     (2, 1, 7, 7, 3, 3, (1, 1, 1, 1)),                # a stride without its own loop
     (1, 1, 2, 2, 3, 2, (3, 3, 3, 3)),                # taps that read only padding
 ])
-def test_im2col_edges(case, dtype, rng):
+def test_im2col_and_col2im_edges(case, dtype, rng):
     N, C, H, W, k, s, (t, b, l, r) = case
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
     ref = naive.im2col_strided(naive.pad_input(x, (t, b, l, r)), k, k, s)
     np.testing.assert_array_equal(kernels.im2col(x, k, k, s, t, l, OH, OW), ref)
+    c = rng.standard_normal(ref.shape).astype(dtype)
+    ref = naive.unpad(naive.col2im_taps(c, (N, C, H + t + b, W + l + r), k, k, s, OH, OW), (t, b, l, r))
+    np.testing.assert_allclose(kernels.col2im(c, C, H, W, k, k, s, t, l, OH, OW), ref, **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
