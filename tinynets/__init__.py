@@ -52,10 +52,13 @@ from .io import load_checkpoint, save_checkpoint
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchNorm2d", "Conv2d", "Conv2dNormActivation", "DepthwiseSeparable", "InvertedResidual",
-    "InvertedResidualV3", "load_checkpoint", "save_checkpoint", "MBConv", "SqueezeExcitation", "StochasticDepth", "make_divisible", "models", "count_flops", "fold_bn", "count_macs", "count_params", "summary", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d",
-    "HardSigmoid", "Hardsigmoid", "HardSwish", "Hardswish", "Identity", "Linear", "Module",
-    "Parameter", "ReLU", "ReLU6", "Sequential", "Sigmoid", "SiLU", "Swish", "get_rng",
-    "gradcheck", "is_grad_enabled", "log_softmax", "manual_seed", "no_grad",
-    "numerical_gradient", "rel_error", "sigmoid", "tf_same_padding",
+    "BatchNorm2d", "Conv2d", "Conv2dNormActivation", "CrossEntropyLoss", "DepthwiseSeparable",
+    "Dropout", "Flatten", "GlobalAvgPool2d", "HardSigmoid", "Hardsigmoid", "Hardswish",
+    "HardSwish", "Identity", "InvertedResidual", "InvertedResidualV3", "Linear", "MBConv",
+    "Module", "Parameter", "ReLU", "ReLU6", "Sequential", "Sigmoid", "SiLU",
+    "SqueezeExcitation", "StochasticDepth", "Swish", "count_flops", "count_macs",
+    "count_params", "ema", "fold_bn", "get_rng", "gradcheck", "is_grad_enabled",
+    "load_checkpoint", "log_softmax", "lr_scheduler", "make_divisible", "manual_seed", "models",
+    "no_grad", "numerical_gradient", "optim", "rel_error", "save_checkpoint", "sigmoid",
+    "summary", "tf_same_padding",
 ]
