@@ -91,7 +91,8 @@ def test_depthwise_kernels(case, mult, dtype, rng):
     np.testing.assert_allclose(dw, dw_ref, **_tol(dtype))
 
 
-# 5x5 stride 2 runs on its own kernel (kernels_s2): (N, C, H, W, (t, b, l, r))
+# Stride 2 forward: 5x5 runs on its own kernel (kernels_s2), 3x3 on the even/odd columns
+# of a padded plane made even-wide: (N, C, H, W, (t, b, l, r))
 S2_CASES = [
     (1, 3, 56, 56, (2, 2, 2, 2)),       # batch 1, a network's shape
     (2, 2, 15, 17, (2, 2, 2, 2)),       # odd sizes
@@ -105,11 +106,12 @@ S2_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mult", [1, 2])
 @pytest.mark.parametrize("case", S2_CASES)
-def test_depthwise_5x5_stride2_forward(case, mult, dtype, rng):
+@pytest.mark.parametrize("k", [3, 5])
+def test_depthwise_stride2_forward(k, case, mult, dtype, rng):
     N, C, H, W, (t, b, l, r) = case
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((C * mult, 1, 5, 5)).astype(dtype)
-    OH, OW = naive.out_size(H, 5, 2, t, b), naive.out_size(W, 5, 2, l, r)
+    w = rng.standard_normal((C * mult, 1, k, k)).astype(dtype)
+    OH, OW = naive.out_size(H, k, 2, t, b), naive.out_size(W, k, 2, l, r)
     out = kernels.depthwise_forward(x, w, 2, t, l, OH, OW)
     assert out.dtype == dtype and out.shape == (N, C * mult, OH, OW)
     np.testing.assert_allclose(out, naive.depthwise_taps(x, w, 2, (t, b, l, r)), **_tol(dtype))

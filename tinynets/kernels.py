@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .kernels_s2 import depthwise_plane_5x5s2
+from .kernels_s2 import depthwise_plane_3x3s2, depthwise_plane_5x5s2, pad_into
 
 
 @njit(cache=True, inline="always")
@@ -124,20 +124,10 @@ def col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
 
 @njit(cache=True, inline="always")
 def _padded_plane(plane, pt, pl, Hp, Wp):
-    """Zero-padded copy of a (H, W) plane as (Hp, Wp): rows/cols beyond Hp/Wp are never read.
-    (pt, pl may be negative: then the plane is cropped.) Only the border is zeroed, and
-    each row is one slice copy, which compiles to a vectorised loop."""
-    H, W = plane.shape
+    """Zero-padded copy of a (H, W) plane as (Hp, Wp) (``kernels_s2.pad_into``): rows/cols
+    beyond Hp/Wp are never read."""
     xp = np.empty((Hp, Wp), dtype=plane.dtype)
-    i0, i1 = max(0, -pt), min(H, Hp - pt)           # plane rows that land inside xp
-    j0, j1 = max(0, -pl), min(W, Wp - pl)
-    xp[:i0 + pt, :] = 0
-    xp[i1 + pt:, :] = 0
-    for i in range(i0, i1):
-        row = xp[i + pt]
-        row[:j0 + pl] = 0
-        row[j0 + pl:j1 + pl] = plane[i, j0:j1]
-        row[j1 + pl:] = 0
+    pad_into(plane, pt, pl, xp)
     return xp
 
 
@@ -169,18 +159,12 @@ def _split_columns(xp):
 
 
 @njit(cache=True, inline="always")
-def _row3s2(e, od, w, j):
-    """_row3 at stride 2 on the split columns: w0 r[2j] + w1 r[2j+1] + w2 r[2j+2]."""
-    return w[0] * e[j] + w[1] * od[j] + w[2] * e[j + 1]
-
-
-@njit(cache=True, inline="always")
 def _depthwise_plane(xp, wk, o, stride, OH, OW):
     """One output plane o (OH, OW) from a zero-padded input plane xp and taps wk (KH, KW).
 
     3x3 and 5x5 are written out: every output value is computed in one pass with all
     its taps in registers, and written once. Other sizes accumulate tap by tap.
-    (``depthwise_forward`` sends 5x5 at stride 2 to ``kernels_s2``.)
+    (``depthwise_forward`` sends 3x3 and 5x5 at stride 2 to ``kernels_s2``.)
     """
     KH, KW = wk.shape
     if KH == 3 and KW == 3 and stride == 1:
@@ -188,14 +172,6 @@ def _depthwise_plane(xp, wk, o, stride, OH, OW):
             r0, r1, r2, orow = xp[i], xp[i + 1], xp[i + 2], o[i]
             for j in range(OW):
                 orow[j] = _row3(r0, wk[0], j) + _row3(r1, wk[1], j) + _row3(r2, wk[2], j)
-    elif KH == 3 and KW == 3 and stride == 2:
-        E, O = _split_columns(xp)                    # stride 2 reads become unit-stride reads
-        for i in range(OH):
-            e0, e1, e2, o0, o1, o2, orow = E[2 * i], E[2 * i + 1], E[2 * i + 2], \
-                O[2 * i], O[2 * i + 1], O[2 * i + 2], o[i]
-            for j in range(OW):
-                orow[j] = (_row3s2(e0, o0, wk[0], j) + _row3s2(e1, o1, wk[1], j)
-                           + _row3s2(e2, o2, wk[2], j))
     elif KH == 5 and KW == 5 and stride == 1:
         # three passes of at most ten taps, whose weights stay in AVX2's 16 registers (one
         # pass reloaded 12 of the 25 from the stack): (16, 144, 56, 56), one thread,
@@ -231,6 +207,19 @@ def depthwise_forward(x, w, stride, pt, pl, OH, OW):
     m = Co // C
     Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW
     out = np.empty((N, Co, OH, OW), dtype=x.dtype)
+    if stride == 2 and KH == 3 and KW == 3:
+        # blocks of 32 planes, each allocating its scratch planes once, not three per plane
+        # (numba.get_num_threads() here would stop Numba from caching the function).
+        # With kernels_s2's one-pass split: (16, 144, 56, 56), 2 threads, 2.77 -> 2.25 ms
+        P, B = N * Co, 32
+        for b in prange((P + B - 1) // B):
+            xp = np.empty((2 * OH + 1, 2 * OW + 2), dtype=x.dtype)
+            E = np.empty((2 * OH + 1, OW + 1), dtype=x.dtype)
+            O = np.empty((2 * OH + 1, OW + 1), dtype=x.dtype)
+            for nc in range(b * B, min(P, b * B + B)):
+                n, co = nc // Co, nc % Co
+                depthwise_plane_3x3s2(x[n, co // m], w[co, 0], out[n, co], pt, pl, xp, E, O)
+        return out
     phases = stride == 2 and KH == 5 and KW == 5
     for nc in prange(N * Co):
         n, co = nc // Co, nc % Co

@@ -1,4 +1,4 @@
-"""Numba kernel for the depthwise 5x5 forward at stride 2 (``kernels.depthwise_forward``).
+"""Numba kernels for the depthwise 3x3 and 5x5 forward at stride 2 (``kernels.depthwise_forward``).
 
 At stride 2 a kernel tap (ki, kj) reads padded row 2i + ki and column 2j + kj. Split the
 padded plane by the parity of its rows and of its columns into four "phase" planes,
@@ -13,8 +13,8 @@ plane then does the whole plane, instead of one short loop per row: at OW = 28 a
 3 vector iterations and a scalar tail of 4 outputs (28 = 3 * 8 + 4), and the tail has more
 instructions than the vector part. The WQ - OW extra outputs of each row read Q past the row's end and are
 dropped. (16, 144, 56, 56), one thread: 8.7 ms with even/odd column planes built from a
-padded copy and a loop per row, 7.4 ms so. (The 3x3 taps measured no faster so and stay
-in ``kernels``.)
+padded copy and a loop per row, 7.4 ms so. (The 3x3 taps measured no faster so: they use
+only column planes, see ``depthwise_plane_3x3s2``.)
 
 Numba's on-disk cache of ``kernels.depthwise_forward`` does not notice edits to this
 file: after changing it, delete ``tinynets/__pycache__/kernels.*.nbi``/``.nbc``.
@@ -23,6 +23,24 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+
+@njit(cache=True, inline="always")
+def pad_into(plane, pt, pl, xp):
+    """xp (Hp, Wp) = a (H, W) plane zero-padded by pt on top and pl on the left, zeros beyond
+    it (pt, pl may be negative: then the plane is cropped). Only the border is zeroed, and
+    each row is one slice copy, which compiles to a vectorised loop."""
+    H, W = plane.shape
+    Hp, Wp = xp.shape
+    i0, i1 = max(0, -pt), min(H, Hp - pt)           # plane rows/columns that land inside xp
+    j0, j1 = max(0, -pl), min(W, Wp - pl)
+    xp[:i0 + pt, :] = 0
+    xp[i1 + pt:, :] = 0
+    for i in range(i0, i1):
+        row = xp[i + pt]
+        row[:j0 + pl] = 0
+        row[j0 + pl:j1 + pl] = plane[i, j0:j1]
+        row[j1 + pl:] = 0
 
 
 @njit(cache=True, inline="always")
@@ -86,3 +104,30 @@ def depthwise_plane_5x5s2(plane, wk, o, pt, pl):
         o_wide[t] += _row5(e4, o4, wk[4], t)
     for i in range(OH):
         o[i] = o_wide[i * WQ:i * WQ + OW]
+
+
+@njit(cache=True, inline="always")
+def depthwise_plane_3x3s2(plane, wk, o, pt, pl, xp, E, O):
+    """o (OH, OW) = the stride-2 correlation of one (H, W) plane, zero-padded by pt on top
+    and pl on the left, with the 3x3 taps wk (written out).
+
+    xp (2 OH + 1, 2 OW + 2) and E, O (2 OH + 1, OW + 1) are scratch, reused from plane to
+    plane (allocated once per block of planes, not per plane). xp is made an even width so
+    that its even and odd columns E and O come out of one loop over the whole plane: split
+    row by row, each row's 29 pairs were mostly the vector loop's scalar tail.
+    """
+    OH, OW = o.shape
+    Hp, Wp = xp.shape
+    pad_into(plane, pt, pl, xp)
+    _deinterleave(xp.reshape(Hp * Wp), E.reshape(E.size), O.reshape(O.size))
+    # the taps as locals: loaded once, not for every output (o might alias wk for LLVM)
+    w00, w01, w02, w10, w11, w12, w20, w21, w22 = (wk[0, 0], wk[0, 1], wk[0, 2], wk[1, 0],
+                                                   wk[1, 1], wk[1, 2], wk[2, 0], wk[2, 1], wk[2, 2])
+    for i in range(OH):
+        # padded column 2j + kj is E[j + kj // 2] for even kj, O[j] for kj = 1
+        e0, e1, e2, o0, o1, o2, orow = E[2 * i], E[2 * i + 1], E[2 * i + 2], \
+            O[2 * i], O[2 * i + 1], O[2 * i + 2], o[i]
+        for j in range(OW):
+            orow[j] = (w00 * e0[j] + w01 * o0[j] + w02 * e0[j + 1]
+                       + w10 * e1[j] + w11 * o1[j] + w12 * e1[j + 1]
+                       + w20 * e2[j] + w21 * o2[j] + w22 * e2[j + 1])
