@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from .loss import log_softmax
+
 __all__ = ["add_arguments", "run", "softmax"]
 
 
@@ -33,10 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities along the last axis, computed in float64 without overflow."""
-    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    """Class probabilities of logits (N, K), in float64: exp of ``loss.log_softmax``."""
+    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64)))
 
 
 def run(args: argparse.Namespace) -> int:
