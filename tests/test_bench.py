@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import tinynets as tn
-from tinynets import _bench_proc, _bench_report, _bench_tn, bench
+from tinynets.bench import command as bench, proc as _bench_proc, report as _bench_report, tn_jobs as _bench_tn
 
 pytestmark = pytest.mark.task_bench
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets.blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
+from tinynets.nn.blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
                              InvertedResidualV3, MBConv, StochasticDepth, make_divisible)
-from tinynets.se import SqueezeExcitation
+from tinynets.nn.se import SqueezeExcitation
 
 pytestmark = pytest.mark.task_blocks
 

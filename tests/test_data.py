@@ -13,7 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from tinynets import data
+from tinynets.data import datasets as data
 from tinynets.data import Augment, DataLoader, ImageDataset
 
 pytestmark = pytest.mark.task_data
@@ -93,7 +93,7 @@ def make_archive(folder, n: int = 4, replace: dict = None) -> tuple:
 def test_cifar_reader_on_a_tiny_archive(tmp_path):
     path, (x_train, y_train), (x_test, y_test) = make_archive(tmp_path)
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
-    assert data.md5sum(path) == md5
+    assert data.file_digest(path, "md5") == md5
     train, test = data.load_cifar10(tmp_path, download=False, md5=md5)
     assert train.images.shape == (20, 3, 32, 32) and test.images.shape == (4, 3, 32, 32)
     assert train.images.dtype == np.uint8 and train.labels.dtype == np.int64

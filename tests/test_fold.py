@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets.fold import fold_bn, fold_conv_bn
-from tinynets.norm import batch_norm_forward
+from tinynets.tools.fold import fold_bn, fold_conv_bn
+from tinynets.nn.norm import batch_norm_forward
 
 pytestmark = pytest.mark.task_fold
 

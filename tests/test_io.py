@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets import lr_scheduler, optim, train_state
+from tinynets import optim
+from tinynets.optim import lr_scheduler
+from tinynets.training import state as train_state
 from tinynets.io import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.task_io

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets import conv_naive as naive
-from tinynets import kernels
+from tinynets.kernels import conv_naive as naive
+from tinynets.kernels import depthwise, im2col
 
 pytestmark = pytest.mark.task_conv
 
@@ -39,12 +39,12 @@ def test_im2col_and_col2im(case, dtype, rng):
     N, C, k, s, (t, b, l, r), H, W = case
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
-    cols = kernels.im2col(x, k, k, s, t, l, OH, OW)
+    cols = im2col.im2col(x, k, k, s, t, l, OH, OW)
     ref = naive.im2col_strided(naive.pad_input(x, (t, b, l, r)), k, k, s)
     assert cols.dtype == dtype
     np.testing.assert_array_equal(cols, ref)                    # a copy: exactly equal
     c = rng.standard_normal(cols.shape).astype(dtype)
-    dx = kernels.col2im(c, C, H, W, k, k, s, t, l, OH, OW)
+    dx = im2col.col2im(c, C, H, W, k, k, s, t, l, OH, OW)
     padded = (N, C, H + t + b, W + l + r)
     ref = naive.unpad(naive.col2im_taps(c, padded, k, k, s, OH, OW), (t, b, l, r))
     np.testing.assert_allclose(dx, ref, **_tol(dtype))
@@ -66,10 +66,10 @@ def test_im2col_and_col2im_edges(case, dtype, rng):
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
     ref = naive.im2col_strided(naive.pad_input(x, (t, b, l, r)), k, k, s)
-    np.testing.assert_array_equal(kernels.im2col(x, k, k, s, t, l, OH, OW), ref)
+    np.testing.assert_array_equal(im2col.im2col(x, k, k, s, t, l, OH, OW), ref)
     c = rng.standard_normal(ref.shape).astype(dtype)
     ref = naive.unpad(naive.col2im_taps(c, (N, C, H + t + b, W + l + r), k, k, s, OH, OW), (t, b, l, r))
-    np.testing.assert_allclose(kernels.col2im(c, C, H, W, k, k, s, t, l, OH, OW), ref, **_tol(dtype))
+    np.testing.assert_allclose(im2col.col2im(c, C, H, W, k, k, s, t, l, OH, OW), ref, **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -80,13 +80,13 @@ def test_depthwise_kernels(case, mult, dtype, rng):
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((C * mult, 1, k, k)).astype(dtype)
     OH, OW = naive.out_size(H, k, s, t, b), naive.out_size(W, k, s, l, r)
-    out = kernels.depthwise_forward(x, w, s, t, l, OH, OW)
+    out = depthwise.depthwise_forward(x, w, s, t, l, OH, OW)
     assert out.dtype == dtype
     np.testing.assert_allclose(out, naive.depthwise_taps(x, w, s, (t, b, l, r)), **_tol(dtype))
     d = rng.standard_normal(out.shape).astype(dtype)
     dx_ref, dw_ref = naive.depthwise_taps_backward(d, x, w, s, (t, b, l, r))
-    np.testing.assert_allclose(kernels.depthwise_backward_input(d, w, C, s, t, l, H, W), dx_ref, **_tol(dtype))
-    dw = kernels.depthwise_backward_weight(d, x, k, k, s, t, l)
+    np.testing.assert_allclose(depthwise.depthwise_backward_input(d, w, C, s, t, l, H, W), dx_ref, **_tol(dtype))
+    dw = depthwise.depthwise_backward_weight(d, x, k, k, s, t, l)
     assert dw.dtype == dtype
     np.testing.assert_allclose(dw, dw_ref, **_tol(dtype))
 
@@ -112,7 +112,7 @@ def test_depthwise_stride2_forward(k, case, mult, dtype, rng):
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((C * mult, 1, k, k)).astype(dtype)
     OH, OW = naive.out_size(H, k, 2, t, b), naive.out_size(W, k, 2, l, r)
-    out = kernels.depthwise_forward(x, w, 2, t, l, OH, OW)
+    out = depthwise.depthwise_forward(x, w, 2, t, l, OH, OW)
     assert out.dtype == dtype and out.shape == (N, C * mult, OH, OW)
     np.testing.assert_allclose(out, naive.depthwise_taps(x, w, 2, (t, b, l, r)), **_tol(dtype))
 
@@ -195,7 +195,7 @@ def _bn_with_state(C, dtype, rng):
 @pytest.mark.parametrize("act", FUSABLE, ids=lambda a: "none" if a is None else a.__name__)
 def test_batchnorm_kernels_match_numpy(act, training, dtype, rng):
     """BatchNorm2d (Numba, fused with the activation) == the NumPy equations + the activation."""
-    from tinynets.norm import batch_norm_backward, batch_norm_forward
+    from tinynets.nn.norm import batch_norm_backward, batch_norm_forward
     N, C, H, W = 3, 5, 7, 6
     x = (rng.standard_normal((N, C, H, W)) * 3 + 1).astype(dtype)   # spans the kinks of all four
     dout = rng.standard_normal((N, C, H, W)).astype(dtype)
@@ -259,7 +259,7 @@ def test_fused_conv_bn_act_equals_the_unfused_chain(act, rng):
 def test_vectorised_float32_exp_is_accurate():
     """The exp behind float32 SiLU (code 5) against float64 NumPy, over float32's range."""
     from numba import njit
-    from tinynets import kernels_norm
+    from tinynets.kernels import norm as kernels_norm
 
     @njit
     def exp_neg(z, k):

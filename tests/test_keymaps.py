@@ -22,7 +22,7 @@ import pytest
 
 import tinynets as tn
 from tinynets.io import load_checkpoint
-from tinynets.keymaps import (StateDictMismatchError, adapt_state_dict, detect_style,
+from tinynets.io.keymaps import (StateDictMismatchError, adapt_state_dict, detect_style,
                               from_lukemelas, to_lukemelas, to_timm)
 
 pytestmark = pytest.mark.task_io
@@ -83,7 +83,7 @@ def test_real_lite0_checkpoint_maps_one_to_one():
     assert list(mapped) == list(model.state_dict()) and len(mapped) == 296
     for (k_src, src), (k_dst, dst) in zip(state.items(), mapped.items()):   # same order
         assert src is dst or np.array_equal(src, dst), (k_src, k_dst)
-    assert list(from_lukemelas(state, "efficientnet_lite0")) == list(mapped)
+    assert list(from_lukemelas(state, tn.models.efficientnet_lite0())) == list(mapped)
 
 
 def lite_state(name="lukemelas_efficientnet_lite0"):

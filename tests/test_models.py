@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets.gradcheck import KinkWatch
-from tinynets.blocks import MBConv, StochasticDepth
+from tinynets.tools.gradcheck import KinkWatch
+from tinynets.nn.blocks import MBConv, StochasticDepth
 from tinynets.models import (compound_coefficients, compound_scaling_table, efficientnet,
                              get_model, list_models)
 

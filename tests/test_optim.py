@@ -24,9 +24,9 @@ import pytest
 
 import tinynets as tn
 from helpers import rel_err
-from tinynets import lr_scheduler as lrs
+from tinynets.optim import lr_scheduler as lrs
 from tinynets import optim
-from tinynets.ema import ExponentialMovingAverage
+from tinynets.optim.ema import ExponentialMovingAverage
 
 pytestmark = pytest.mark.task_optim
 

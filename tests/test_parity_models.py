@@ -44,7 +44,7 @@ import pytest
 
 import tinynets.models
 from helpers import rel_err
-from tinynets.norm import BatchNorm2d
+from tinynets.nn.norm import BatchNorm2d
 
 pytestmark = pytest.mark.task_parity
 

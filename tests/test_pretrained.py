@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 import tinynets as tn
-from tinynets import imaging, pretrained
-from tinynets.cli import main
+from tinynets.data import imaging
+from tinynets.models import pretrained
+from tinynets.tools.cli import main
 
 pytestmark = pytest.mark.task_pretrained
 FIXTURE = np.load(Path(__file__).parent / "fixtures" / "lite0_logits.npz")

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets import train
-from tinynets.io import TRAIN_FORMAT
+from tinynets.training import state as train_state, trainer as train
+from tinynets.io.checkpoint import TRAIN_FORMAT
 from tinynets.models import mobilenet_v2
-from tinynets.train import TrainConfig
+from tinynets.training import TrainConfig
 
 pytestmark = pytest.mark.task_train
 
@@ -99,10 +99,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     trainer.save(path)
     good = path.read_bytes()
 
-    def crash(file, **arrays):                  # half a file, then the process "dies"
+    def crash(file, arrays):                    # half a file, then the process "dies"
         file.write(b"PK\x03\x04 partial")
         raise OSError("disk full")
-    monkeypatch.setattr(train.np, "savez", crash)
+    monkeypatch.setattr(train_state, "write_npz", crash)
     with pytest.raises(OSError, match="disk full"):
         trainer.save(path)
     assert path.read_bytes() == good                                   # the old one intact
@@ -179,10 +179,10 @@ def test_cifar10_pipeline_on_a_tiny_archive(tmp_path, monkeypatch):
     """build() on CIFAR-10 end to end (uint8 images, flips, resizing), on the generated archive;
     only the md5 is faked, since a tiny archive cannot have the real one."""
     from test_data import make_archive
-    from tinynets import data
+    from tinynets.data import datasets as data
 
     make_archive(tmp_path, n=8)
-    monkeypatch.setattr(data, "md5sum", lambda path: data.CIFAR10_MD5)
+    monkeypatch.setattr(data, "file_digest", lambda path, algorithm: data.CIFAR10_MD5)
     config = TrainConfig.for_data("cifar10", data_dir=str(tmp_path), width_mult=0.1, resolution=16,
                                   batch_size=8, epochs=1, max_batches=2)
     trainer = train.build(config, progress=False, log=lambda s: None)

@@ -1,6 +1,18 @@
 """tinynets: MobileNets and EfficientNets by hand in NumPy, with Numba kernels.
 
 Every layer has a ``forward`` and a ``backward`` you can read; there is no autograd.
+The subpackages, from the idea to the plumbing:
+
+* ``nn``: the module protocol, layers and blocks (what the lessons teach);
+* ``kernels``: the Numba kernels beside their plain-NumPy teaching versions;
+* ``models``: MobileNetV1/V2/V3 and EfficientNet, and their pretrained weights;
+* ``optim``: optimizers, schedules, weight EMA;
+* ``data``, ``training``: data sets, loader, augmentation; the trainer;
+* ``io``: checkpoint files without torch;
+* ``tools``: gradcheck, BatchNorm folding, classify, the command line;
+* ``bench``: the benchmark harness (not imported here).
+
+The common names are re-exported here: ``tinynets.Conv2d``, ``tinynets.gradcheck``, ...
 """
 import ctypes
 import os
@@ -31,23 +43,15 @@ def _keep_freed_memory() -> None:
 
 
 _keep_freed_memory()
-from .activations import (HardSigmoid, Hardsigmoid, HardSwish, Hardswish, ReLU, ReLU6, Sigmoid,
-                          SiLU, Swish, sigmoid)
-from .conv import Conv2d, tf_same_padding
-from .counting import count_flops, count_macs, count_params, summary
-from .gradcheck import gradcheck, numerical_gradient, rel_error
-from .layers import Dropout, Flatten, GlobalAvgPool2d, Linear
-from .loss import CrossEntropyLoss, log_softmax
-from .module import (Identity, Module, Parameter, Sequential, get_rng, is_grad_enabled,
-                     manual_seed, no_grad)
-from .norm import BatchNorm2d
-from .se import SqueezeExcitation
-from .blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
-                     InvertedResidualV3, MBConv, StochasticDepth, make_divisible)
-from . import models
-from .fold import fold_bn
-from . import ema, lr_scheduler, optim
+from . import io, models, nn, optim, tools
 from .io import load_checkpoint, save_checkpoint
+from .nn import (BatchNorm2d, Conv2d, Conv2dNormActivation, CrossEntropyLoss, DepthwiseSeparable,
+                 Dropout, Flatten, GlobalAvgPool2d, HardSigmoid, Hardsigmoid, HardSwish, Hardswish,
+                 Identity, InvertedResidual, InvertedResidualV3, Linear, MBConv, Module, Parameter,
+                 ReLU, ReLU6, Sequential, Sigmoid, SiLU, SqueezeExcitation, StochasticDepth, Swish,
+                 count_flops, count_macs, count_params, get_rng, is_grad_enabled, log_softmax,
+                 make_divisible, manual_seed, no_grad, sigmoid, summary, tf_same_padding)
+from .tools import fold_bn, gradcheck, numerical_gradient, rel_error
 
 __version__ = "0.1.0"
 
@@ -57,8 +61,8 @@ __all__ = [
     "HardSwish", "Identity", "InvertedResidual", "InvertedResidualV3", "Linear", "MBConv",
     "Module", "Parameter", "ReLU", "ReLU6", "Sequential", "Sigmoid", "SiLU",
     "SqueezeExcitation", "StochasticDepth", "Swish", "count_flops", "count_macs",
-    "count_params", "ema", "fold_bn", "get_rng", "gradcheck", "is_grad_enabled",
-    "load_checkpoint", "log_softmax", "lr_scheduler", "make_divisible", "manual_seed", "models",
+    "count_params", "fold_bn", "get_rng", "gradcheck", "io", "is_grad_enabled",
+    "load_checkpoint", "log_softmax", "make_divisible", "manual_seed", "models", "nn",
     "no_grad", "numerical_gradient", "optim", "rel_error", "save_checkpoint", "sigmoid",
-    "summary", "tf_same_padding",
+    "summary", "tf_same_padding", "tools",
 ]

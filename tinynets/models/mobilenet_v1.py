@@ -16,7 +16,7 @@ the paper says ReLU, pass ``activation=tinynets.ReLU``). There is no torchvision
 MobileNetV1; the state_dict keys are timm's (``conv_stem``, ``bn1``,
 ``blocks.s.j.{conv_dw,bn1,conv_pw,bn2}``, ``classifier``; 164 entries).
 
-Counting convention (tinynets.counting): params include BN weight and bias and the
+Counting convention (tinynets.nn.counting): params include BN weight and bias and the
 FC bias; MACs are conv + Linear multiply-accumulates for one image, i.e. the paper's
 Mult-Adds. At alpha = 1, 224: 4,231,976 params and 568,740,352 MACs (paper: 4.2 M, 569 M).
 """
@@ -26,12 +26,13 @@ from typing import Type
 
 import numpy as np
 
-from ..activations import ReLU6
-from ..blocks import DepthwiseSeparable
-from ..conv import Conv2d
-from ..layers import Dropout, Flatten, GlobalAvgPool2d, Linear
-from ..module import Module, Sequential
-from ..norm import BatchNorm2d
+from ..nn.activations import ReLU6
+from ..nn.blocks import DepthwiseSeparable
+from ..nn.conv import Conv2d
+from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
+from ..nn.containers import Sequential
+from ..nn.module import Module
+from ..nn.norm import BatchNorm2d
 from ._utils import ImageClassifier, init_weights, make_divisible
 
 # (out_channels, stride of the first block, blocks) per stage, paper Table 1
@@ -52,6 +53,8 @@ class MobileNetV1(ImageClassifier):
 
     Shapes: x (N, 3, H, W) -> logits (N, num_classes); H = W = 224 (also 192, 160, 128).
     """
+    family = "mobilenet_v1"          # for tinynets.io.keymaps
+
 
     default_resolution = 224
 

@@ -17,7 +17,7 @@ Width multiplier w: stem and stage widths make_divisible(c * w, 8); the last con
 make_divisible(1280 * max(1, w), 8), so it never shrinks. state_dict keys equal
 torchvision's (314 entries): ``features.i.conv.k...`` and ``classifier.1``.
 
-Counting convention (tinynets.counting): params include BN weight and bias (torchvision's
+Counting convention (tinynets.nn.counting): params include BN weight and bias (torchvision's
 ``num_params``); MACs are conv + Linear multiply-accumulates for one image (the paper's
 Mult-Adds, torchvision's "GFLOPS"). At w = 1, 224: 3,504,872 params, 300,774,272 MACs.
 """
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..blocks import Conv2dNormActivation, InvertedResidual
-from ..layers import Dropout, Flatten, GlobalAvgPool2d, Linear
-from ..module import Sequential
+from ..nn.blocks import Conv2dNormActivation, InvertedResidual
+from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
+from ..nn.containers import Sequential
 from ._utils import ImageClassifier, init_weights, make_divisible
 
 # (expand_ratio t, out_channels c, repeats n, first stride s), paper Table 2
@@ -51,6 +51,8 @@ class MobileNetV2(ImageClassifier):
 
     Shapes: x (N, 3, H, W) -> logits (N, num_classes).
     """
+    family = "mobilenet_v2"          # for tinynets.io.keymaps
+
 
     default_resolution = 224
 

@@ -15,7 +15,7 @@ hidden Linear width adjust(1280) / adjust(1024) is width-scaled too. SE squeeze 
 make_divisible(expanded // 4, 8). BN eps 1e-3, momentum 0.01. No stochastic depth.
 state_dict keys equal torchvision's (Large 312, Small 244 entries).
 
-Counting convention (tinynets.counting): params include BN weight and bias; MACs are
+Counting convention (tinynets.nn.counting): params include BN weight and bias; MACs are
 conv (SE 1x1 convs included) + Linear multiply-accumulates for one image. At 224:
 Large 5,483,032 params / 216,589,760 MACs; Small 2,542,856 / 56,510,400.
 """
@@ -25,10 +25,10 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ..activations import HardSwish, ReLU
-from ..blocks import Conv2dNormActivation, InvertedResidualV3
-from ..layers import Dropout, Flatten, GlobalAvgPool2d, Linear
-from ..module import Sequential
+from ..nn.activations import HardSwish, ReLU
+from ..nn.blocks import Conv2dNormActivation, InvertedResidualV3
+from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
+from ..nn.containers import Sequential
 from ._utils import ImageClassifier, init_weights, make_divisible
 
 # (in, kernel, expanded, out, use_se, activation "RE"/"HS", stride), paper Tables 1 and 2
@@ -79,6 +79,7 @@ class MobileNetV3(ImageClassifier):
         if arch not in ARCHS:
             raise ValueError(f"MobileNetV3: arch must be 'large' or 'small', got {arch!r}")
         self.arch, self.width_mult, self.num_classes = arch, width_mult, num_classes
+        self.family = f"mobilenet_v3_{arch}"                # for tinynets.io.keymaps
         table, last = ARCHS[arch]
 
         def adjust(c: int) -> int:

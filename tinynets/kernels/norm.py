@@ -1,0 +1,202 @@
+"""Numba kernels behind ``BatchNorm2d``: statistics, and BN fused with its activation.
+
+Each computes what the NumPy functions in ``tinynets.nn.norm`` compute, and
+``tests/test_kernels.py`` checks that they agree.
+
+One pass computes y = act(x * scale + shift) with scale = gamma / sqrt(var + eps)
+and shift = beta - mean * scale; backward recomputes the pre-activation from x
+instead of caching it. Activation codes: 0 none, 1 ReLU, 2 ReLU6, 3 HardSwish,
+4 SiLU, 5 SiLU with a vectorised float32 exp. ``k`` holds the constants in x's
+dtype, so no float64 enters the loops.
+
+Why code 5: LLVM does not vectorise calls to the C library's ``expf``, and with it
+BN + SiLU took 27 ms forward on (16, 144, 56, 56), twice PyTorch's time.
+``_exp_neg_run`` is Cephes' ``expf`` (range reduction by n ln 2 and a degree-5
+polynomial) written so that it vectorises: 2^n is built from its bits, (n + 127) << 23,
+in an int32 scratch viewed as float32 (a table lookup would need a gather, which LLVM
+does not emit here). 7M values: 6 ms instead of 35 ms on one thread; relative error
+below 2e-7 (tested), about float32's rounding. float64 keeps NumPy's exact ``exp``
+(code 4), so gradient checks and parity tests are unaffected.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+# Cephes expf: ln 2 split in two for an exact n ln 2, and the polynomial's coefficients
+_EXP = [1.4426950408889634, 0.693359375, -2.12194440e-4, 1.9875691500e-4, 1.3981999507e-3,
+        8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, -87.0, 88.0]
+
+
+def act_constants(dtype) -> np.ndarray:
+    """The numbers the activations use, in ``dtype``: k[0:7] = (0, 6, 3, 1/6, 1, 1/2, 1/3),
+    k[7:18] = ``_exp_neg_run``'s constants."""
+    return np.array([0, 6, 3, 1 / 6, 1, 0.5, 1 / 3] + _EXP, dtype=dtype)
+
+
+@njit(cache=True, inline="always")
+def _exp_neg_run(zs, E, k):
+    """E = exp(-zs) over a 1-D run (float32), in two vectorised loops."""
+    lo, hi, l2e, c1, c2 = k[16], k[17], k[7], k[8], k[9]
+    p0, p1, p2, p3, p4, p5, half, one = k[10], k[11], k[12], k[13], k[14], k[15], k[5], k[4]
+    bits = np.empty(zs.size, np.int32)
+    for i in range(zs.size):
+        t = min(max(-zs[i], lo), hi)                # exp underflows / overflows beyond
+        n = np.floor(t * l2e + half)                # nearest integer to t / ln 2
+        r = t - n * c1 - n * c2                     # |r| <= ln 2 / 2, n ln 2 exact
+        p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+        E[i] = p * r * r + r + one                  # exp(r)
+        bits[i] = (np.int32(n) + 127) << 23         # the float32 2^n, bit by bit
+    pow2 = bits.view(np.float32)
+    for i in range(zs.size):
+        E[i] *= pow2[i]
+
+
+@njit(cache=True, inline="always")
+def _act_plane(zs, ys, code, k):
+    """ys = act(zs) over a 1-D run. One loop per activation, so that the branch on
+    ``code`` sits outside the loop and each loop vectorises."""
+    if code == 1:
+        for j in range(zs.size):
+            ys[j] = max(zs[j], k[0])
+    elif code == 2:
+        for j in range(zs.size):
+            ys[j] = min(max(zs[j], k[0]), k[1])
+    elif code == 3:
+        for j in range(zs.size):
+            ys[j] = zs[j] * min(max(zs[j] + k[2], k[0]), k[1]) * k[3]
+    elif code == 4:
+        for j in range(zs.size):
+            ys[j] = zs[j] / (k[4] + np.exp(-zs[j]))    # x * sigmoid(x); exp(-z) = inf gives -0
+    elif code == 5:
+        E = np.empty(zs.size, zs.dtype)
+        _exp_neg_run(zs, E, k)
+        for j in range(zs.size):
+            ys[j] = zs[j] / (k[4] + E[j])
+    else:
+        for j in range(zs.size):
+            ys[j] = zs[j]
+
+
+@njit(cache=True, inline="always")
+def _dz_plane(zs, ds, dz, code, k):
+    """dz = ds * act'(zs), with PyTorch's values at the kinks (as tinynets.nn.activations).
+    Selects, not branches, so the loops vectorise."""
+    if code == 1:
+        for j in range(zs.size):
+            dz[j] = ds[j] if zs[j] > k[0] else k[0]
+    elif code == 2:
+        for j in range(zs.size):
+            dz[j] = ds[j] if (zs[j] > k[0]) & (zs[j] < k[1]) else k[0]
+    elif code == 3:
+        for j in range(zs.size):
+            z = zs[j]
+            slope = z * k[6] + k[5] if z < k[2] else k[4]
+            dz[j] = ds[j] * slope if z > -k[2] else k[0]
+    elif code == 4:
+        for j in range(zs.size):
+            s = k[4] / (k[4] + np.exp(-zs[j]))
+            dz[j] = ds[j] * s * (k[4] + zs[j] * (k[4] - s))
+    elif code == 5:
+        E = np.empty(zs.size, zs.dtype)
+        _exp_neg_run(zs, E, k)
+        for j in range(zs.size):
+            s = k[4] / (k[4] + E[j])
+            dz[j] = ds[j] * s * (k[4] + zs[j] * (k[4] - s))
+    else:
+        for j in range(zs.size):
+            dz[j] = ds[j]
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+def bn_stats(x):
+    """Per-channel mean and biased variance of x (N, C, H, W), two passes, float64 sums."""
+    N, C, H, W = x.shape
+    m = N * H * W
+    mean, var = np.empty(C), np.empty(C)
+    for c in prange(C):
+        s = 0.0
+        for n in range(N):
+            for v in x[n, c].ravel():
+                s += v
+        mu = s / m
+        q = 0.0
+        for n in range(N):
+            for v in x[n, c].ravel():
+                q += (v - mu) * (v - mu)
+        mean[c], var[c] = mu, q / m
+    return mean, var
+
+
+@njit(parallel=True, cache=True)
+def bn_act_forward(x, scale, shift, code, k):
+    """y = act(x * scale[c] + shift[c]) for x (N, C, H, W) contiguous."""
+    N, C, H, W = x.shape
+    out = np.empty_like(x)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        a, b = scale[c], shift[c]
+        xs, ys = x[n, c].ravel(), out[n, c].ravel()
+        for j in range(H * W):
+            ys[j] = xs[j] * a + b
+        _act_plane(ys, ys, code, k)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _pre_and_dz(xs, ds, a, b, z, dz, code, k):
+    """z = xs * a + b (the pre-activation, recomputed), then dz = ds * act'(z)."""
+    for j in range(xs.size):
+        z[j] = xs[j] * a + b
+    _dz_plane(z, ds, dz, code, k)
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+def bn_act_backward_sums(dout, x, scale, shift, mean, invstd, code, k):
+    """Per channel, with dz = dout * act'(x * scale + shift): sum(dz) (= dbeta) and
+    sum(dz * x_hat) (= dgamma), x_hat = (x - mean) * invstd; float64 sums."""
+    N, C, H, W = x.shape
+    dbeta, dgamma = np.empty(C), np.empty(C)
+    for c in prange(C):
+        a, b, mu = scale[c], shift[c], mean[c]
+        z, dz = np.empty(H * W, x.dtype), np.empty(H * W, x.dtype)   # one plane of scratch
+        s0, s1 = 0.0, 0.0
+        for n in range(N):
+            xs = x[n, c].ravel()
+            _pre_and_dz(xs, dout[n, c].ravel(), a, b, z, dz, code, k)
+            for j in range(H * W):
+                s0 += dz[j]
+                s1 += dz[j] * (xs[j] - mu)
+        dbeta[c], dgamma[c] = s0, s1 * invstd[c]
+    return dbeta, dgamma
+
+
+@njit(parallel=True, cache=True)
+def bn_act_backward_input(dout, x, scale, shift, mean, q, r, code, k):
+    """dx = scale * dz + q[c] + r[c] * (x - mean[c]), dz = dout * act'(x * scale + shift).
+    Train mode: q = -scale * dbeta / m, r = -scale * invstd * dgamma / m; eval: q = r = 0."""
+    N, C, H, W = x.shape
+    dx = np.empty_like(x)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        a, b, mu, qc, rc = scale[c], shift[c], mean[c], q[c], r[c]
+        xs, dxs = x[n, c].ravel(), dx[n, c].ravel()
+        _pre_and_dz(xs, dout[n, c].ravel(), a, b, dxs, dxs, code, k)   # dz computed in place
+        for j in range(H * W):
+            dxs[j] = a * dxs[j] + qc + rc * (xs[j] - mu)
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def bias_act_(x, bias, code, k):
+    """In place: x = act(x + bias[c]) for x (N, C, H, W) contiguous. The inference path of
+    a conv whose BatchNorm was folded into it (``tinynets.tools.fold``): one pass over the output."""
+    N, C, H, W = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        b = bias[c]
+        xs = x[n, c].ravel()
+        for j in range(H * W):
+            xs[j] += b
+        _act_plane(xs, xs, code, k)

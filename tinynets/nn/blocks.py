@@ -1,0 +1,304 @@
+"""The building blocks of MobileNetV1/V2/V3 and EfficientNet, with forward and backward.
+
+=======================  ==============================================  ==============
+block                    branch                                          residual
+=======================  ==============================================  ==============
+Conv2dNormActivation     conv (no bias) -> BN -> activation              no
+DepthwiseSeparable (V1)  dw3x3-BN-act -> pw1x1-BN-act                    no
+InvertedResidual (V2)    [1x1 expand] -> dw -> 1x1 linear project        s=1, in == out
+InvertedResidualV3       [1x1 expand] -> dw k x k -> [SE] -> project     s=1, in == out
+MBConv (EfficientNet)    [1x1 expand] -> dw k x k -> [SE] -> project     + stochastic depth
+=======================  ==============================================  ==============
+
+A residual block computes ``y = x + branch(x)``, so its backward adds the two
+paths: ``dx = dout + branch.backward(dout)``. Counting: a residual add is a row
+with 1 FLOP per value and no MACs (tinynets/nn/counting.py).
+
+Attribute names follow torchvision (``conv`` in V2, ``block`` and
+``stochastic_depth`` in V3 and EfficientNet), so state_dict keys match theirs.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Type
+
+import numpy as np
+
+from .activations import HardSigmoid, ReLU, ReLU6, Sigmoid, SiLU
+from .conv import Conv2d
+from ..kernels import norm as kernels_norm
+from .containers import Chain, Sequential
+from .counting import LayerCount
+from .grad_mode import get_rng, is_grad_enabled
+from .module import Module, check_array
+from .norm import FUSED_ACTIVATIONS, BatchNorm2d, activation_code
+from .se import SqueezeExcitation
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` (torchvision's ``_make_divisible``).
+
+    Rounds to the nearest multiple (halves up), at least ``min_value``, and adds one
+    more ``divisor`` if rounding lost over 10% of ``v``: 11.2 -> 16, 17.6 -> 16, 18 -> 24.
+    """
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+class Conv2dNormActivation(Sequential):
+    """Conv2d (bias=False, BN follows) -> BatchNorm2d -> activation, keys ``.0``, ``.1``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, groups : as ``Conv2d``
+    norm_eps, norm_momentum : BatchNorm settings (torchvision: 1e-5/0.1 or 1e-3/0.01)
+    activation : Module class or None (None: a linear conv + BN, e.g. a projection)
+    padding : None (symmetric (k-1)//2, torchvision) or 'same' (TensorFlow)
+
+    Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, norm_eps: float = 1e-5, norm_momentum: float = 0.1,
+                 activation: Optional[Type[Module]] = ReLU6, padding=None, dtype=np.float32):
+        layers: List[Module] = [
+            Conv2d(in_channels, out_channels, kernel_size, stride, padding=padding, groups=groups,
+                   bias=False, dtype=dtype),
+            BatchNorm2d(out_channels, eps=norm_eps, momentum=norm_momentum, dtype=dtype)]
+        if activation is not None:
+            layers.append(activation())
+        super().__init__(*layers)
+
+    def _fusable(self) -> bool:
+        """BN and activation run as one kernel unless the activation cannot be fused or
+        has been instrumented on the instance (gradcheck's kink watch wraps its forward).
+        After ``fold_bn`` (``self[1]`` is an Identity, the conv has the bias) the fused
+        path works in place, so it is taken only where no backward can follow."""
+        if not isinstance(self[1], BatchNorm2d) and (is_grad_enabled() or self[0].bias is None):
+            return False
+        if len(self) < 3:
+            return True
+        act = self[2]
+        return type(act) in FUSED_ACTIVATIONS and "forward" not in act.__dict__
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._fused = self._fusable()
+        if not self._fused:
+            return super().forward(x)
+        act = self[2] if len(self) > 2 else None
+        if isinstance(self[1], BatchNorm2d):
+            return self[1](self[0](x), activation=act)  # conv, then BN + activation in one pass
+        out = self[0].convolve(x)                       # folded BN: the conv has its scale and bias,
+        code = activation_code(self, act, out.dtype)    # added with the activation in one pass
+        kernels_norm.bias_act_(out, self[0].bias.data, code, kernels_norm.act_constants(out.dtype))
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if not getattr(self, "_fused", False):
+            return super().backward(dout)
+        return self[0].backward(self[1].backward(dout))
+
+
+class DepthwiseSeparable(Chain):
+    """MobileNetV1's block: dw3x3 (stride) + BN + act, then pw1x1 + BN + act.
+
+    Keys as timm's ``DepthwiseSeparableConv``: ``conv_dw``, ``bn1``, ``conv_pw``, ``bn2``.
+    A plain chain: children run in registration order, and the default ``profile`` applies.
+    Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 activation: Type[Module] = ReLU6, norm_eps: float = 1e-5, norm_momentum: float = 0.1,
+                 dtype=np.float32):
+        super().__init__()
+        self.conv_dw = Conv2d(in_channels, in_channels, 3, stride, groups=in_channels, dtype=dtype)
+        self.bn1 = BatchNorm2d(in_channels, norm_eps, norm_momentum, dtype=dtype)
+        self.act1 = activation()
+        self.conv_pw = Conv2d(in_channels, out_channels, 1, dtype=dtype)
+        self.bn2 = BatchNorm2d(out_channels, norm_eps, norm_momentum, dtype=dtype)
+        self.act2 = activation()
+
+
+class StochasticDepth(Module):
+    """Drop a residual branch per sample (Huang et al. 2016), ``torchvision.ops.StochasticDepth``.
+
+    Train mode: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) of shape (N, 1, 1, 1)
+    ("row": one draw per sample) or (1, 1, 1, 1) ("batch"); eval mode or p == 0: y = x.
+    Backward multiplies by the same mask. Cache: the scaled mask (None when identity).
+    """
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"StochasticDepth: p must be in [0, 1], got {p}")
+        if mode not in ("row", "batch"):
+            raise ValueError(f"StochasticDepth: mode must be 'row' or 'batch', got {mode!r}")
+        self.p, self.mode = p, mode
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(self, x, None)
+        if not self.training or self.p == 0.0:
+            self.keep(None)
+            return x
+        survival = 1.0 - self.p
+        size = (x.shape[0],) + (1,) * (x.ndim - 1) if self.mode == "row" else (1,) * x.ndim
+        mask = (get_rng().random(size) < survival).astype(x.dtype)
+        if survival > 0:
+            mask /= x.dtype.type(survival)          # keeps E[y] = x, so eval needs no rescale
+        self.keep(mask)
+        return x * mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        (mask,) = self.take()
+        return dout if mask is None else dout * mask
+
+
+class _ResidualBlock(Module):
+    """y = x + drop(branch(x)) when ``use_res_connect``, else y = branch(x).
+
+    Subclasses set ``self.<branch_name>`` (a Sequential), ``use_res_connect``, and
+    optionally ``self.stochastic_depth``.
+    """
+
+    branch_name = "block"
+    use_res_connect = False
+
+    def _branch(self) -> Module:
+        return self._modules[self.branch_name]
+
+    def _drop(self) -> Optional[Module]:
+        return self._modules.get("stochastic_depth")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = self._branch()(x)
+        if self.use_res_connect:
+            if self._drop() is not None:
+                out = self._drop()(out)
+            out = out + x
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if not self.use_res_connect:
+            return self._branch().backward(dout)
+        d_branch = self._drop().backward(dout) if self._drop() is not None else dout
+        return dout + self._branch().backward(d_branch)   # the skip path passes dout unchanged
+
+    def profile(self, input_shape, prefix: str = "") -> Tuple[Tuple[int, ...], List[LayerCount]]:
+        """The branch's rows, then (residual blocks only) stochastic depth and the add."""
+        shape, rows = self._branch().profile(input_shape, _join(prefix, self.branch_name))
+        if self.use_res_connect:
+            if self._drop() is not None:
+                rows += self._drop().profile(shape, _join(prefix, "stochastic_depth"))[1]
+            rows.append(LayerCount(_join(prefix, "add"), "ResidualAdd", shape, 0, 0,
+                                   int(np.prod(shape))))
+        return shape, rows
+
+
+class InvertedResidual(_ResidualBlock):
+    """MobileNetV2's block (Sandler et al. 2018, Fig. 3b), keys ``conv.k...`` as torchvision.
+
+    hidden = round(in_channels * expand_ratio). Branch: 1x1 expand + BN + ReLU6 (omitted
+    when expand_ratio == 1), dw3x3 (stride) + BN + ReLU6, 1x1 project + BN with no
+    activation (the "linear bottleneck"). Residual iff stride == 1 and in == out.
+
+    Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """
+
+    branch_name = "conv"
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: float,
+                 norm_eps: float = 1e-5, norm_momentum: float = 0.1,
+                 activation: Type[Module] = ReLU6, dtype=np.float32):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"InvertedResidual: stride must be 1 or 2, got {stride}")
+        hidden = int(round(in_channels * expand_ratio))     # not make_divisible (torchvision)
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, activation=activation, dtype=dtype)
+        layers: List[Module] = []
+        if expand_ratio != 1:
+            layers.append(Conv2dNormActivation(in_channels, hidden, 1, **bn))
+        layers += [
+            Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden, **bn),
+            # the project conv and its BN are two entries, not a Conv2dNormActivation
+            Conv2d(hidden, out_channels, 1, dtype=dtype),
+            BatchNorm2d(out_channels, norm_eps, norm_momentum, dtype=dtype)]
+        self.conv = Sequential(*layers)
+
+
+class InvertedResidualV3(_ResidualBlock):
+    """MobileNetV3's bneck (Howard et al. 2019), keys ``block.k...`` as torchvision.
+
+    Branch: 1x1 expand + BN + act (omitted when expanded == in), dw k x k (stride) +
+    BN + act, optional SE(expanded, make_divisible(expanded // 4, 8)) with ReLU and a
+    HardSigmoid gate, 1x1 project + BN. ``activation`` is ReLU ("RE") or HardSwish ("HS").
+    Residual iff stride == 1 and in == out.
+
+    Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """
+
+    def __init__(self, in_channels: int, kernel_size: int, expanded_channels: int,
+                 out_channels: int, use_se: bool, activation: Type[Module], stride: int,
+                 norm_eps: float = 1e-3, norm_momentum: float = 0.01, dtype=np.float32):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"InvertedResidualV3: stride must be 1 or 2, got {stride}")
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, dtype=dtype)
+        layers: List[Module] = []
+        if expanded_channels != in_channels:
+            layers.append(Conv2dNormActivation(in_channels, expanded_channels, 1,
+                                               activation=activation, **bn))
+        layers.append(Conv2dNormActivation(expanded_channels, expanded_channels, kernel_size, stride,
+                                           groups=expanded_channels, activation=activation, **bn))
+        if use_se:
+            squeeze = make_divisible(expanded_channels // 4, 8)
+            layers.append(SqueezeExcitation(expanded_channels, squeeze, ReLU, HardSigmoid, dtype=dtype))
+        layers.append(Conv2dNormActivation(expanded_channels, out_channels, 1, activation=None, **bn))
+        self.block = Sequential(*layers)
+
+
+class MBConv(_ResidualBlock):
+    """EfficientNet's mobile inverted bottleneck (Tan & Le 2019), keys ``block.k...``.
+
+    expanded = make_divisible(in_channels * expand_ratio, 8). Branch: 1x1 expand + BN +
+    act (omitted when expanded == in), dw k x k (stride) + BN + act, SE(expanded,
+    max(1, in_channels // 4)) with SiLU and a Sigmoid gate (omitted when ``se=False``,
+    as in EfficientNet-Lite), 1x1 project + BN. Residual blocks (stride 1, in == out)
+    drop the branch with probability ``stochastic_depth_prob`` before the add;
+    ``stochastic_depth`` exists on every block, as torchvision, but acts only there.
+
+    Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, expand_ratio: float, kernel_size: int,
+                 stride: int, stochastic_depth_prob: float = 0.0, se: bool = True,
+                 activation: Type[Module] = SiLU, norm_eps: float = 1e-5,
+                 norm_momentum: float = 0.1, padding=None, dtype=np.float32):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"MBConv: stride must be 1 or 2, got {stride}")
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        expanded = make_divisible(in_channels * expand_ratio, 8)
+        cna = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding, dtype=dtype)
+        layers: List[Module] = []
+        if expanded != in_channels:
+            layers.append(Conv2dNormActivation(in_channels, expanded, 1, activation=activation, **cna))
+        layers.append(Conv2dNormActivation(expanded, expanded, kernel_size, stride, groups=expanded,
+                                           activation=activation, **cna))
+        if se:
+            # squeeze from the block's *input* width, not the expanded one
+            layers.append(SqueezeExcitation(expanded, max(1, in_channels // 4), SiLU, Sigmoid,
+                                            dtype=dtype))
+        layers.append(Conv2dNormActivation(expanded, out_channels, 1, activation=None, **cna))
+        self.block = Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")

@@ -1,0 +1,54 @@
+"""Containers: ``Chain`` (named children run in order), ``Sequential`` and ``Identity``."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from .module import Module
+
+
+class Chain(Module):
+    """Children run in registration order; backward runs them in reverse.
+
+    The base of ``Sequential`` (children named 0, 1, ...) and of blocks and networks
+    whose children have names (``conv_dw``, ``bn1``, ... or ``features``, ``classifier``).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        for layer in reversed(self._modules.values()):
+            dout = layer.backward(dout)
+        return dout
+
+
+class Sequential(Chain):
+    """Children named 0, 1, ..., run in order; backward runs them in reverse."""
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Identity(Module):
+    """y = x; dx = dout."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout

@@ -1,0 +1,129 @@
+"""The small layers around the convolutions: Linear, pooling, flatten, dropout."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .grad_mode import get_rng
+from .module import Module, Parameter, check_array
+
+
+class Linear(Module):
+    """y = x W^T + b, exactly ``torch.nn.Linear``.
+
+    Shapes: x (N, in_features) -> y (N, out_features); weight (out, in); bias (out,).
+    Backward: dW += dy^T x, db += sum_n dy, dx = dy W.  Cache: x.
+    Initialisation as PyTorch: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        rng = get_rng()
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 2 or input_shape[1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input shape (N, {self.in_features}), got {tuple(input_shape)}")
+        return (input_shape[0], self.out_features)
+
+    def macs(self, input_shape) -> int:
+        return input_shape[0] * self.in_features * self.out_features
+
+    def flops(self, input_shape) -> int:
+        return 2 * self.macs(input_shape) + (input_shape[0] * self.out_features if self.bias is not None else 0)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(self, x, 2, self.in_features)
+        self.keep(x)
+        out = x @ self.weight.data.T                        # (N, out)
+        if self.bias is not None:
+            out += self.bias.data
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        (x,) = self.take()
+        check_array(self, dout, 2, self.out_features, what="dout")
+        if dout.shape[0] != x.shape[0]:
+            raise ValueError(f"{self!r}: dout batch {dout.shape[0]} != input batch {x.shape[0]}")
+        self.weight.grad += dout.T @ x                      # (out, in)
+        if self.bias is not None:
+            self.bias.grad += dout.sum(axis=0)
+        return dout @ self.weight.data                      # (N, in)
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over H and W: (N, C, H, W) -> (N, C, 1, 1), as ``nn.AdaptiveAvgPool2d(1)``.
+
+    Backward spreads each gradient evenly: dx = dy / (H*W). Cache: the input shape.
+    """
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:2]) + (1, 1)
+
+    def flops(self, input_shape) -> int:
+        return int(np.prod(input_shape))                    # one add per input value
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(self, x, 4)
+        self.keep(x.shape)
+        return x.mean(axis=(2, 3), keepdims=True)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        (shape,) = self.take()
+        N, C, H, W = shape
+        if dout.shape != (N, C, 1, 1):
+            raise ValueError(f"{self!r}: dout must have shape {(N, C, 1, 1)}, got {dout.shape}")
+        return np.broadcast_to(dout / (H * W), shape).copy()
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes back. Cache: the input shape."""
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(self, x, None)
+        if x.ndim < 2:
+            raise ValueError(f"{self!r}: expected at least 2-D input (N, ...), got shape {x.shape}")
+        self.keep(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        (shape,) = self.take()
+        return dout.reshape(shape)
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each value with probability p and scale
+    the rest by 1/(1-p), so eval mode is the identity. Cache: the mask (train only)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(self, x, None)
+        if not self.training or self.p == 0:
+            self.keep(None)
+            return x
+        keep = get_rng().random(x.shape, dtype=x.dtype) >= self.p
+        mask = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        self.keep(mask)
+        return x * mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        (mask,) = self.take()
+        return dout if mask is None else dout * mask

@@ -1,0 +1,103 @@
+"""Squeeze-and-Excitation: re-weight channels by a gate computed from their means.
+
+Forward, for x of shape (N, C, H, W)::
+
+    z = mean_{H,W}(x)                     (N, C, 1, 1)   squeeze
+    s = gate(fc2(act(fc1(z))))            (N, C, 1, 1)   excite: C -> S -> C, 1x1 convs with bias
+    y = x * s                             (N, C, H, W)   scale every channel
+
+Backward is the product rule: x reaches y directly and through s, so::
+
+    dx = dout * s                                   (direct path)
+       + (d/dz of the branch)(sum_{H,W} dout * x) / (H*W), broadcast over H, W
+
+The pooling's backward does the /(H*W) and the broadcast. Names follow
+``torchvision.ops.SqueezeExcitation`` (``fc1``, ``fc2``), so the state_dict keys
+are ``...fc1.weight``, ``...fc1.bias``, ``...fc2.weight``, ``...fc2.bias``.
+
+Which squeeze width and which activations, per family (architectures.md §7.6):
+MobileNetV3 uses S = make_divisible(C_expanded // 4, 8), ReLU, HardSigmoid;
+EfficientNet uses S = max(1, C_block_input // 4), SiLU, Sigmoid.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Type
+
+import numpy as np
+
+from .activations import HardSigmoid, ReLU
+from .conv import Conv2d
+from .layers import GlobalAvgPool2d
+from .counting import LayerCount
+from .module import Module, check_array
+
+
+class SqueezeExcitation(Module):
+    """Channel attention of Hu et al. (2018), as MobileNetV3 and EfficientNet use it.
+
+    Parameters
+    ----------
+    input_channels : int        C, the channels being re-weighted
+    squeeze_channels : int      S, the bottleneck width of the gate
+    activation : Module class   between fc1 and fc2 (ReLU in V3, SiLU in EfficientNet)
+    scale_activation : Module class
+        the gate (HardSigmoid in V3, Sigmoid in EfficientNet)
+    dtype : float32 or float64
+
+    Shapes
+    ------
+    x (N, C, H, W) -> y (N, C, H, W); fc1.weight (S, C, 1, 1), fc1.bias (S,),
+    fc2.weight (C, S, 1, 1), fc2.bias (C,).
+
+    Cache: x and the gate s (N, C, 1, 1); the children keep their own.
+    """
+
+    def __init__(self, input_channels: int, squeeze_channels: int,
+                 activation: Type[Module] = ReLU, scale_activation: Type[Module] = HardSigmoid,
+                 dtype=np.float32):
+        super().__init__()
+        self.input_channels, self.squeeze_channels = input_channels, squeeze_channels
+        # registration order = torchvision's (avgpool, fc1, fc2, activation, scale_activation)
+        self.avgpool = GlobalAvgPool2d()
+        self.fc1 = Conv2d(input_channels, squeeze_channels, 1, bias=True, dtype=dtype)
+        self.fc2 = Conv2d(squeeze_channels, input_channels, 1, bias=True, dtype=dtype)
+        self.activation = activation()
+        self.scale_activation = scale_activation()
+
+    def extra_repr(self) -> str:
+        return f"{self.input_channels}, {self.squeeze_channels}"
+
+    def _gate_layers(self) -> List[Tuple[str, Module]]:
+        """The squeeze branch in the order it runs (not the registration order)."""
+        return [(n, self._modules[n]) for n in ("avgpool", "fc1", "activation", "fc2", "scale_activation")]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_array(self, x, 4, self.input_channels)
+        s = x
+        for _, layer in self._gate_layers():
+            s = layer(s)                                    # ends as (N, C, 1, 1)
+        self.keep(x, s)
+        return x * s
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x, s = self.take()
+        check_array(self, dout, 4, self.input_channels, what="dout")
+        if dout.shape != x.shape:
+            raise ValueError(f"{self!r}: dout must have the input's shape {x.shape}, got {dout.shape}")
+        ds = np.sum(dout * x, axis=(2, 3), keepdims=True)   # (N, C, 1, 1): s was broadcast over H, W
+        for _, layer in reversed(self._gate_layers()):
+            ds = layer.backward(ds)                         # pooling spreads it: / (H*W)
+        return dout * s + ds
+
+    def profile(self, input_shape, prefix: str = "") -> Tuple[Tuple[int, ...], List[LayerCount]]:
+        """Rows for the pooling, fc1, activation, fc2 and gate, then one row for the
+        channel scaling x * s (1 FLOP per value, no MACs, as tinynets.nn.counting says)."""
+        shape = tuple(int(d) for d in input_shape)
+        rows: List[LayerCount] = []
+        s_shape: Optional[Tuple[int, ...]] = shape
+        for name, layer in self._gate_layers():
+            s_shape, child_rows = layer.profile(s_shape, f"{prefix}.{name}" if prefix else name)
+            rows.extend(child_rows)
+        rows.append(LayerCount(f"{prefix}.scale" if prefix else "scale", "ChannelScale", shape,
+                               0, 0, int(np.prod(shape))))
+        return shape, rows

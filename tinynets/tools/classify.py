@@ -1,0 +1,81 @@
+"""``python -m tinynets classify [IMAGE] [--model efficientnet_lite0] [--topk 5]``.
+
+Classifies a photo with real ImageNet weights, in NumPy. The default image is the
+sample photo that matplotlib ships (``grace_hopper.jpg``); with EfficientNet-Lite0's
+weights its top class is 'military uniform'.
+
+Preprocessing (``tinynets.data.imaging.preprocess``, the weights' own settings from
+``tinynets.models.pretrained.WEIGHTS``): read with Pillow and converted to RGB, the whole image
+resized to 224 x 224 (bicubic; ``--crop`` keeps the aspect ratio and cuts the centre
+instead), scaled by (x - 127) / 128 to about [-1, 1], laid out as (1, 3, 224, 224)
+float32. ``--fold`` folds BatchNorm into the convolutions first (``tinynets.fold_bn``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from ..nn.loss import log_softmax
+
+__all__ = ["add_arguments", "run", "softmax"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", nargs="?", default=None,
+                   help="an image file (JPEG, PNG, ...); default: matplotlib's grace_hopper.jpg")
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="a model with pretrained weights (efficientnet_lite0)")
+    p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
+    p.add_argument("--crop", action="store_true",
+                   help="keep the aspect ratio: shorter side to 224, centre crop")
+    p.add_argument("--fold", action="store_true", help="fold BatchNorm into the convs first")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits (N, K), in float64: exp of ``loss.log_softmax``."""
+    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64)))
+
+
+def run(args: argparse.Namespace) -> int:
+    import tinynets as tn
+    from ..data import imaging
+    from ..models.pretrained import WEIGHTS
+
+    if args.model not in WEIGHTS:
+        print(f"error: no pretrained weights for {args.model!r}; available: {', '.join(WEIGHTS)}",
+              file=sys.stderr)
+        return 2
+    if not 1 <= args.topk <= 1000:
+        print(f"error: --topk must be between 1 and 1000, got {args.topk}", file=sys.stderr)
+        return 2
+    try:
+        path = args.image if args.image is not None else imaging.default_image_path()
+        image = imaging.load_image(path)
+        names = imaging.imagenet_classes()
+        settings = {**WEIGHTS[args.model].preprocess, "crop": args.crop}
+        x = imaging.preprocess(image, **settings)                  # (1, 3, 224, 224)
+        model = tn.models.get_model(args.model, pretrained=True)
+    except (ModuleNotFoundError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.fold:
+        model = tn.fold_bn(model)
+    size = settings["size"]
+    how = f"centre crop {size} x {size}" if args.crop else f"resized to {size} x {size}"
+    print(f"image: {path} ({image.shape[1]} x {image.shape[0]} RGB), {how} (bicubic), "
+          f"(x - {settings['mean'][0]:g}) / {settings['std'][0]:g}")
+    print(f"model: {args.model}, {tn.count_params(model):,} parameters, ImageNet weights"
+          f"{', BatchNorm folded' if args.fold else ''}")
+    with tn.no_grad():
+        start = time.perf_counter()
+        logits = model(x)                                          # (1, 1000)
+        ms = (time.perf_counter() - start) * 1e3
+    p = softmax(logits)[0]
+    top = np.argsort(-p, kind="stable")[:args.topk]
+    print(f"forward: {ms:.0f} ms (the first call includes Numba's start-up)\n")
+    for rank, i in enumerate(top, 1):
+        print(f"{rank:>2}. {names[i]:<28} {100 * p[i]:6.2f} %   (class {i})")
+    return 0
