@@ -51,7 +51,7 @@ def test_logits_equal_pytorch_on_random_input(lite0):
 def test_pretrained_model_settings(lite0):
     assert not lite0.training
     convs = [m for m in lite0.modules() if isinstance(m, tn.Conv2d)]
-    assert convs and all(c.padding == "same" for c in convs)
+    assert convs and all(c.padding == "tf_same" for c in convs)
     bns = [m for m in lite0.modules() if isinstance(m, tn.BatchNorm2d)]
     assert all(b.eps == 1e-3 for b in bns)
     assert tn.count_params(lite0) == 4_652_008

