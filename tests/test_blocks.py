@@ -56,7 +56,7 @@ TRAIN_EVAL = pytest.mark.parametrize("training", [True, False], ids=["train", "e
     (3, 4, 3, 2, 1, tn.ReLU6, None, 9),            # stem-like, stride 2, odd size
     (4, 4, 3, 1, 4, tn.HardSwish, None, 8),        # depthwise
     (4, 6, 1, 1, 1, None, None, 8),                # linear projection (no activation)
-    (4, 4, 5, 2, 4, tn.SiLU, "same", 8),           # TF SAME, asymmetric at stride 2
+    (4, 4, 5, 2, 4, tn.SiLU, "tf_same", 8),           # TF SAME, asymmetric at stride 2
 ], ids=["stem_s2", "dw", "project_linear", "dw5_same"])
 def test_conv2d_norm_activation(case, training, check_grads, rng):
     C, Co, k, s, g, act, pad, H = case
@@ -200,7 +200,7 @@ MB_CASES = {
     "t6_res_sd": (8, 8, 6, 3, 1, 0.5, {}),
     "t6_res": (8, 8, 6, 5, 1, 0.0, {}),
     "t6_k5_s2": (8, 6, 6, 5, 2, 0.2, {}),
-    "lite_same_s2": (4, 6, 6, 3, 2, 0.0, dict(se=False, activation=tn.ReLU6, padding="same")),
+    "lite_same_s2": (4, 6, 6, 3, 2, 0.0, dict(se=False, activation=tn.ReLU6, padding="tf_same")),
     "lite_res_sd": (4, 4, 6, 3, 1, 0.5, dict(se=False, activation=tn.ReLU6)),
 }
 

@@ -23,7 +23,7 @@ def _randomise_bn(model: tn.Module, rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("groups", [1, 4])
 def test_fold_conv_bn_equals_conv_then_bn(bias, groups):
     rng = np.random.default_rng(1)
-    conv = tn.Conv2d(4, 8, 3, stride=2, groups=groups, bias=bias, dtype=np.float64)
+    conv = tn.Conv2d(4, 8, 3, stride=2, padding=1, groups=groups, bias=bias, dtype=np.float64)
     bn = tn.BatchNorm2d(8, eps=1e-3, dtype=np.float64)
     _randomise_bn(bn, rng)
     bn.eval()
@@ -32,7 +32,7 @@ def test_fold_conv_bn_equals_conv_then_bn(bias, groups):
     expected = batch_norm_forward(z, bn.weight.data, bn.bias.data, bn.eps,
                                   mean=bn.running_mean, var=bn.running_var)[0]
     weight, b = fold_conv_bn(conv, bn)
-    folded = tn.Conv2d(4, 8, 3, stride=2, groups=groups, bias=True, dtype=np.float64)
+    folded = tn.Conv2d(4, 8, 3, stride=2, padding=1, groups=groups, bias=True, dtype=np.float64)
     folded.weight.data[...], folded.bias.data[...] = weight, b
     np.testing.assert_allclose(folded(x), expected, rtol=1e-12, atol=1e-12)
 

@@ -46,6 +46,7 @@ def _conv_cases(n: int = 24, seed: int = 7):
 @pytest.mark.parametrize("case", _conv_cases(), ids=lambda c: "N{}_C{}_O{}_k{}_s{}_p{}_g{}_b{}_{}x{}".format(*c))
 def test_conv2d(case, check_grads, rng):
     N, C, Co, k, s, p, g, bias, H, W = case
+    p = (k - 1) // 2 if p is None else ("tf_same" if p == "same" else p)   # None: symmetric
     conv = tn.Conv2d(C, Co, k, stride=s, padding=p, groups=g, bias=bias).astype(np.float64)
     x = rng.standard_normal((N, C, H, W))
     check_grads(f"Conv2d[{conv.path}]", conv, x)
@@ -123,9 +124,9 @@ def test_small_network(training, check_grads, rng):
     Smooth activations here: inside a network a step of h can cross a ReLU's kink
     wherever a pre-activation lands within h of 0; the kinks are checked per layer above."""
     net = tn.Sequential(
-        tn.Conv2d(3, 6, 3, stride=2), tn.BatchNorm2d(6), tn.HardSwish(),
-        tn.Conv2d(6, 6, 3, groups=6), tn.BatchNorm2d(6), tn.Sigmoid(),
-        tn.Conv2d(6, 4, 1), tn.BatchNorm2d(4), tn.SiLU(),
+        tn.Conv2d(3, 6, 3, stride=2, padding=1, bias=False), tn.BatchNorm2d(6), tn.HardSwish(),
+        tn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False), tn.BatchNorm2d(6), tn.Sigmoid(),
+        tn.Conv2d(6, 4, 1, bias=False), tn.BatchNorm2d(4), tn.SiLU(),
         tn.GlobalAvgPool2d(), tn.Flatten(), tn.Dropout(0.2), tn.Linear(4, 3),
     ).astype(np.float64)
     x = rng.standard_normal((2, 3, 9, 9))

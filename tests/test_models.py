@@ -156,9 +156,9 @@ def test_efficientnet_stochastic_depth_schedule():
 
 
 def test_lite_same_padding_everywhere():
-    model = get_model("efficientnet_lite0", width_mult=0.25, padding="same")
+    model = get_model("efficientnet_lite0", width_mult=0.25, padding="tf_same")
     convs = [m for m in model.modules() if isinstance(m, tn.Conv2d)]
-    assert convs and all(c.padding == "same" for c in convs)
+    assert convs and all(c.padding == "tf_same" for c in convs)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     with tn.no_grad():
         assert model.eval()(x).shape == (1, 1000)

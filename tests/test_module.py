@@ -10,7 +10,7 @@ pytestmark = pytest.mark.task_layers
 
 
 def _net():
-    return tn.Sequential(tn.Conv2d(3, 4, 3), tn.BatchNorm2d(4), tn.ReLU6(),
+    return tn.Sequential(tn.Conv2d(3, 4, 3, padding=1, bias=False), tn.BatchNorm2d(4), tn.ReLU6(),
                          tn.GlobalAvgPool2d(), tn.Flatten(), tn.Linear(4, 2))
 
 

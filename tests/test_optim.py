@@ -72,8 +72,10 @@ def _report(request):
 def build_model(dtype=np.float64) -> tn.Sequential:
     """The fixture's model, with torch's state-dict names, loaded with its initial weights."""
     model = tn.Sequential(
-        tn.Conv2d(3, 8, 3, stride=2, dtype=dtype), tn.BatchNorm2d(8, dtype=dtype), tn.ReLU(),
-        tn.Conv2d(8, 8, 3, groups=8, dtype=dtype), tn.BatchNorm2d(8, dtype=dtype), tn.ReLU(),
+        tn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False, dtype=dtype), tn.BatchNorm2d(8, dtype=dtype),
+        tn.ReLU(),
+        tn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False, dtype=dtype), tn.BatchNorm2d(8, dtype=dtype),
+        tn.ReLU(),
         tn.GlobalAvgPool2d(), tn.Flatten(), tn.Linear(8, 5, dtype=dtype))
     # copies: Module.load_state_dict keeps a contiguous array of the right dtype as the
     # parameter itself, and the optimizers update parameters in place

@@ -80,15 +80,20 @@ class Checker:
                                    + f" (all errors: { {k: f'{v:.1e}' for k, v in self.errors.items()} })")
 
 
-def _padding(p):
-    return tuple(p) if isinstance(p, list) else p
+def _padding(p, kernel_size):
+    """The fixture records padding as it was given: null is the symmetric (k - 1) // 2 and
+    'same' is TensorFlow's SAME (tinynets' 'tf_same')."""
+    if p is None:
+        kh, kw = kernel_size if isinstance(kernel_size, list) else (kernel_size,) * 2
+        return (kh - 1) // 2, (kw - 1) // 2
+    return "tf_same" if p == "same" else (tuple(p) if isinstance(p, list) else p)
 
 
 # ----------------------------------------------------------------- per kind
 def run_conv(d, cfg, check):
     k = cfg["kernel_size"]
     conv = tn.Conv2d(cfg["in_channels"], cfg["out_channels"], tuple(k) if isinstance(k, list) else k,
-                     stride=cfg["stride"], padding=_padding(cfg["padding"]), groups=cfg["groups"],
+                     stride=cfg["stride"], padding=_padding(cfg["padding"], k), groups=cfg["groups"],
                      bias=cfg["bias"]).astype(np.float64)
     conv.weight.data[...] = d["weight"]
     if cfg["bias"]:

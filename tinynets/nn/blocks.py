@@ -25,11 +25,12 @@ import numpy as np
 
 from .activations import HardSigmoid, ReLU, ReLU6, Sigmoid, SiLU
 from .conv import Conv2d
+from .layers import Dropout
 from ..kernels import norm as kernels_norm
 from .containers import Chain, Sequential
 from .counting import LayerCount
 from .grad_mode import get_rng, is_grad_enabled
-from .module import Module, check_array
+from .module import Module
 from .norm import FUSED_ACTIVATIONS, BatchNorm2d, activation_code
 from .se import SqueezeExcitation
 
@@ -59,7 +60,8 @@ class Conv2dNormActivation(Sequential):
     in_channels, out_channels, kernel_size, stride, groups : as ``Conv2d``
     norm_eps, norm_momentum : BatchNorm settings (torchvision: 1e-5/0.1 or 1e-3/0.01)
     activation : Module class or None (None: a linear conv + BN, e.g. a projection)
-    padding : None (symmetric (k-1)//2, torchvision) or 'same' (TensorFlow)
+    padding : None (symmetric (k-1)//2, as torchvision) or any ``Conv2d`` padding, e.g.
+              'tf_same' (TensorFlow's SAME, for ported TensorFlow weights)
 
     Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
     """
@@ -68,7 +70,8 @@ class Conv2dNormActivation(Sequential):
                  groups: int = 1, norm_eps: float = 1e-5, norm_momentum: float = 0.1,
                  activation: Optional[Type[Module]] = ReLU6, padding=None, dtype=np.float32):
         layers: List[Module] = [
-            Conv2d(in_channels, out_channels, kernel_size, stride, padding=padding, groups=groups,
+            Conv2d(in_channels, out_channels, kernel_size, stride,
+                   padding=(kernel_size - 1) // 2 if padding is None else padding, groups=groups,
                    bias=False, dtype=dtype),
             BatchNorm2d(out_channels, eps=norm_eps, momentum=norm_momentum, dtype=dtype)]
         if activation is not None:
@@ -117,49 +120,36 @@ class DepthwiseSeparable(Chain):
                  activation: Type[Module] = ReLU6, norm_eps: float = 1e-5, norm_momentum: float = 0.1,
                  dtype=np.float32):
         super().__init__()
-        self.conv_dw = Conv2d(in_channels, in_channels, 3, stride, groups=in_channels, dtype=dtype)
+        self.conv_dw = Conv2d(in_channels, in_channels, 3, stride, padding=1, groups=in_channels,
+                              bias=False, dtype=dtype)
         self.bn1 = BatchNorm2d(in_channels, norm_eps, norm_momentum, dtype=dtype)
         self.act1 = activation()
-        self.conv_pw = Conv2d(in_channels, out_channels, 1, dtype=dtype)
+        self.conv_pw = Conv2d(in_channels, out_channels, 1, bias=False, dtype=dtype)
         self.bn2 = BatchNorm2d(out_channels, norm_eps, norm_momentum, dtype=dtype)
         self.act2 = activation()
 
 
-class StochasticDepth(Module):
+class StochasticDepth(Dropout):
     """Drop a residual branch per sample (Huang et al. 2016), ``torchvision.ops.StochasticDepth``.
 
     Train mode: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) of shape (N, 1, 1, 1)
     ("row": one draw per sample) or (1, 1, 1, 1) ("batch"); eval mode or p == 0: y = x.
-    Backward multiplies by the same mask. Cache: the scaled mask (None when identity).
+    Backward multiplies by the same mask: it is ``Dropout`` with another mask shape.
+    Cache: the scaled mask (None when identity).
     """
 
     def __init__(self, p: float, mode: str = "row"):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"StochasticDepth: p must be in [0, 1], got {p}")
+        super().__init__(p)
         if mode not in ("row", "batch"):
             raise ValueError(f"StochasticDepth: mode must be 'row' or 'batch', got {mode!r}")
-        self.p, self.mode = p, mode
+        self.mode = mode
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode}"
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        check_array(self, x, None)
-        if not self.training or self.p == 0.0:
-            self.keep(None)
-            return x
-        survival = 1.0 - self.p
+    def _keep_mask(self, x: np.ndarray) -> np.ndarray:
         size = (x.shape[0],) + (1,) * (x.ndim - 1) if self.mode == "row" else (1,) * x.ndim
-        mask = (get_rng().random(size) < survival).astype(x.dtype)
-        if survival > 0:
-            mask /= x.dtype.type(survival)          # keeps E[y] = x, so eval needs no rescale
-        self.keep(mask)
-        return x * mask
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        (mask,) = self.take()
-        return dout if mask is None else dout * mask
+        return get_rng().random(size) < 1.0 - self.p
 
 
 class _ResidualBlock(Module):
@@ -230,7 +220,7 @@ class InvertedResidual(_ResidualBlock):
         layers += [
             Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden, **bn),
             # the project conv and its BN are two entries, not a Conv2dNormActivation
-            Conv2d(hidden, out_channels, 1, dtype=dtype),
+            Conv2d(hidden, out_channels, 1, bias=False, dtype=dtype),
             BatchNorm2d(out_channels, norm_eps, norm_momentum, dtype=dtype)]
         self.conv = Sequential(*layers)
 

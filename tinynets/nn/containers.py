@@ -1,7 +1,7 @@
 """Containers: ``Chain`` (named children run in order), ``Sequential`` and ``Identity``."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Union
 
 import numpy as np
 
@@ -34,8 +34,15 @@ class Sequential(Chain):
         for i, layer in enumerate(layers):
             setattr(self, str(i), layer)
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
+    def __getitem__(self, i: Union[int, slice]) -> Union[Module, "Sequential"]:
+        """``seq[i]`` is a child; ``seq[a:b]`` a new ``Sequential`` of those same children
+        under their own names (``seq[1:]`` has keys ``1``, ``2``, ...), as in PyTorch."""
+        if not isinstance(i, slice):
+            return list(self._modules.values())[i]
+        part = Sequential()
+        for name, child in list(self._modules.items())[i]:
+            setattr(part, name, child)
+        return part
 
     def __len__(self) -> int:
         return len(self._modules)

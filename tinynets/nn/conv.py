@@ -51,16 +51,18 @@ class Conv2d(Module):
     ----------
     in_channels, out_channels : int
     kernel_size : int or (KH, KW)
-    stride : int
-    padding : None, int, (ph, pw) or 'same'
-        ``None`` pads (k - 1) // 2 on every side (symmetric, as torchvision).
-        ``'same'`` is TensorFlow's SAME: output = ceil(H / stride) and, for an
-        even input at stride 2, one pixel less before than after. Ported
-        TensorFlow weights need it.
+    stride : int or (s, s)
+        The same stride along H and W (the kernels take one).
+    padding : int, (ph, pw), 'valid', 'same' or 'tf_same'
+        PyTorch's meanings: an int or a pair pads symmetrically (default 0, 'valid');
+        'same' keeps H x W at stride 1, the odd pixel of an even kernel going after.
+        'tf_same' is TensorFlow's SAME at any stride: output = ceil(H / stride) and, for
+        an even input at stride 2, one pixel less before than after. Ported TensorFlow
+        weights need it.
     groups : int
         1 standard, in_channels depthwise (out_channels = m * in_channels for a
         channel multiplier m), anything between grouped.
-    bias : bool
+    bias : bool, default True
     dtype : float32 (default) or float64
 
     Shapes
@@ -75,21 +77,28 @@ class Conv2d(Module):
     im2col: the columns (N, groups, C_in/groups*KH*KW, H'*W').
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: int = 1,
-                 padding=None, groups: int = 1, bias: bool = False, dtype=np.float32):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: Union[IntPair, str] = 0, groups: int = 1,
+                 bias: bool = True, dtype=np.float32):
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
-        if stride < 1:
-            raise ValueError(f"Conv2d: stride must be >= 1, got {stride}")
+        sh, sw = _pair(stride, "stride")
+        if sh < 1 or sw < 1:
+            raise ValueError(f"Conv2d: stride must be >= 1, got {stride!r}")
+        if sh != sw:                                 # the kernels take one stride for both axes
+            raise ValueError(f"Conv2d: stride must be the same along H and W, got {stride!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = int(stride)
+        self.stride = sh
         KH, KW = self.kernel_size
-        if padding is None:
-            padding = ((KH - 1) // 2, (KW - 1) // 2)
-        self.padding = padding if padding == "same" else _pair(padding, "padding")
+        if padding == "valid":
+            padding = 0
+        if padding == "same" and self.stride != 1:
+            raise ValueError("Conv2d: padding='same' is PyTorch's, for stride 1 only (as in "
+                             "PyTorch); TensorFlow's SAME at any stride is padding='tf_same'")
+        self.padding = padding if padding in ("same", "tf_same") else _pair(padding, "padding")
         fan_in = in_channels // groups * KH * KW
         bound = 1.0 / math.sqrt(fan_in)               # torch's kaiming_uniform_(a=sqrt(5))
         rng = get_rng()
@@ -98,14 +107,14 @@ class Conv2d(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
         if groups == in_channels and groups > 1:
             self.path = "depthwise"
-        elif (KH, KW) == (1, 1) and groups == 1 and self.padding in ((0, 0), "same"):
-            self.path = "pointwise"                  # 'same' pads nothing for a 1x1 kernel
+        elif (KH, KW) == (1, 1) and groups == 1 and sum(self.pads(1, 1)) == 0:
+            self.path = "pointwise"                  # 'same' and 'tf_same' pad nothing for 1x1
         else:
             self.path = "im2col"
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != ((self.kernel_size[0] - 1) // 2, (self.kernel_size[1] - 1) // 2):
+        if self.padding != (0, 0):
             s += f", padding={self.padding!r}"
         if self.groups > 1:
             s += f", groups={self.groups}"
@@ -115,8 +124,10 @@ class Conv2d(Module):
     def pads(self, H: int, W: int) -> Tuple[int, int, int, int]:
         """(top, bottom, left, right) zero padding for an H x W input."""
         KH, KW = self.kernel_size
-        if self.padding == "same":
+        if self.padding == "tf_same":
             return tf_same_padding(H, KH, self.stride) + tf_same_padding(W, KW, self.stride)
+        if self.padding == "same":                   # stride 1: k - 1 in all, the odd one after
+            return (KH - 1) // 2, KH // 2, (KW - 1) // 2, KW // 2
         ph, pw = self.padding
         return ph, ph, pw, pw
 

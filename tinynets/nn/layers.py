@@ -12,8 +12,10 @@ from .module import Module, Parameter, check_array
 class Linear(Module):
     """y = x W^T + b, exactly ``torch.nn.Linear``.
 
-    Shapes: x (N, in_features) -> y (N, out_features); weight (out, in); bias (out,).
-    Backward: dW += dy^T x, db += sum_n dy, dx = dy W.  Cache: x.
+    Shapes: x (N, *, in_features) -> y (N, *, out_features), any leading axes (often just N);
+    weight (out, in); bias (out,).
+    Backward, with x and dy flattened to (M, in) and (M, out): dW += dy^T x, db += sum_m dy,
+    dx = dy W.  Cache: x.
     Initialisation as PyTorch: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
     """
 
@@ -28,34 +30,43 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
+    def _check(self, x: np.ndarray, features: int, what: str) -> None:
+        check_array(self, x, None, what=what)
+        if x.ndim < 1 or x.shape[-1] != features:
+            raise ValueError(f"{self!r}: expected {what} of shape (N, *, {features}), got {x.shape}")
+
     def output_shape(self, input_shape):
-        if len(input_shape) != 2 or input_shape[1] != self.in_features:
-            raise ValueError(f"{self!r}: expected input shape (N, {self.in_features}), got {tuple(input_shape)}")
-        return (input_shape[0], self.out_features)
+        if len(input_shape) < 1 or input_shape[-1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input shape (N, *, {self.in_features}), "
+                             f"got {tuple(input_shape)}")
+        return tuple(input_shape[:-1]) + (self.out_features,)
 
     def macs(self, input_shape) -> int:
-        return input_shape[0] * self.in_features * self.out_features
+        return math.prod(input_shape[:-1]) * self.in_features * self.out_features
 
     def flops(self, input_shape) -> int:
-        return 2 * self.macs(input_shape) + (input_shape[0] * self.out_features if self.bias is not None else 0)
+        rows = math.prod(input_shape[:-1])
+        return 2 * self.macs(input_shape) + (rows * self.out_features if self.bias is not None else 0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_array(self, x, 2, self.in_features)
+        self._check(x, self.in_features, "input")
         self.keep(x)
-        out = x @ self.weight.data.T                        # (N, out)
+        out = x @ self.weight.data.T                        # (N, *, out)
         if self.bias is not None:
             out += self.bias.data
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         (x,) = self.take()
-        check_array(self, dout, 2, self.out_features, what="dout")
-        if dout.shape[0] != x.shape[0]:
-            raise ValueError(f"{self!r}: dout batch {dout.shape[0]} != input batch {x.shape[0]}")
-        self.weight.grad += dout.T @ x                      # (out, in)
+        self._check(dout, self.out_features, "dout")
+        if dout.shape[:-1] != x.shape[:-1]:
+            raise ValueError(f"{self!r}: dout must have the output's shape "
+                             f"{x.shape[:-1] + (self.out_features,)}, got {dout.shape}")
+        d2 = dout.reshape(-1, self.out_features)            # (M, out)
+        self.weight.grad += d2.T @ x.reshape(-1, self.in_features)   # (out, in)
         if self.bias is not None:
-            self.bias.grad += dout.sum(axis=0)
-        return dout @ self.weight.data                      # (N, in)
+            self.bias.grad += d2.sum(axis=0)
+        return dout @ self.weight.data                      # (N, *, in)
 
 
 class GlobalAvgPool2d(Module):
@@ -103,24 +114,34 @@ class Flatten(Module):
 
 class Dropout(Module):
     """Inverted dropout: in training, zero each value with probability p and scale
-    the rest by 1/(1-p), so eval mode is the identity. Cache: the mask (train only)."""
+    the rest by 1/(1-p), so eval mode is the identity (p = 1 zeroes everything, as in
+    PyTorch). Cache: the scaled mask (train only; None when the layer is the identity).
+
+    ``StochasticDepth`` is the same layer with one draw per sample instead of per value:
+    it overrides only ``_keep_mask``.
+    """
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if not 0 <= p <= 1:
+            raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
         self.p = p
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+    def _keep_mask(self, x: np.ndarray) -> np.ndarray:
+        """True where a value is kept, broadcastable to x."""
+        return get_rng().random(x.shape, dtype=x.dtype) >= self.p
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_array(self, x, None)
         if not self.training or self.p == 0:
             self.keep(None)
             return x
-        keep = get_rng().random(x.shape, dtype=x.dtype) >= self.p
-        mask = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        mask = self._keep_mask(x).astype(x.dtype)
+        if self.p < 1:
+            mask /= x.dtype.type(1 - self.p)     # keeps E[y] = x, so eval needs no rescale
         self.keep(mask)
         return x * mask
 

@@ -16,7 +16,8 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
-import tinynets as tn
+from .. import nn as tn
+from .gradcheck import gradcheck
 
 TOLERANCE = 1e-7
 
@@ -33,10 +34,10 @@ def _layer_catalog() -> List[Tuple[str, Callable[[], tn.Module], Tuple[int, ...]
         return make
 
     return [
-        ("Conv2d 3x3 s2 (im2col)", lambda: tn.Conv2d(3, 8, 3, stride=2), (2, 3, 9, 9)),
-        ("Conv2d 3x3 grouped", lambda: tn.Conv2d(4, 6, 3, groups=2, bias=True), (2, 4, 7, 6)),
-        ("Conv2d 5x5 s2 depthwise", lambda: tn.Conv2d(4, 4, 5, stride=2, groups=4), (2, 4, 9, 8)),
-        ("Conv2d 3x3 s2 depthwise SAME", lambda: tn.Conv2d(4, 4, 3, 2, "same", groups=4), (2, 4, 8, 8)),
+        ("Conv2d 3x3 s2 (im2col)", lambda: tn.Conv2d(3, 8, 3, stride=2, padding=1), (2, 3, 9, 9)),
+        ("Conv2d 3x3 grouped", lambda: tn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 7, 6)),
+        ("Conv2d 5x5 s2 depthwise", lambda: tn.Conv2d(4, 4, 5, stride=2, padding=2, groups=4), (2, 4, 9, 8)),
+        ("Conv2d 3x3 s2 depthwise TF SAME", lambda: tn.Conv2d(4, 4, 3, 2, "tf_same", groups=4), (2, 4, 8, 8)),
         ("Conv2d 1x1 (pointwise)", lambda: tn.Conv2d(6, 5, 1), (2, 6, 5, 5)),
         ("Linear", lambda: tn.Linear(6, 4), (3, 6)),
         ("BatchNorm2d train", bn(True), (3, 4, 5, 5)),
@@ -65,7 +66,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         x = rng.uniform(-7, 7, shape)          # spans every kink: 0, +-3, 6 ...
         for kink in (-3.0, 0.0, 3.0, 6.0):     # ... but stays > 2h from them
             x[np.abs(x - kink) < 0.01] += 0.02
-        errors = tn.gradcheck(layer, x, seed=args.seed)
+        errors = gradcheck(layer, x, seed=args.seed)
         err = max(errors.values())
         worst = max(worst, err)
         ok = err < TOLERANCE
