@@ -1,14 +1,16 @@
 """``python -m tinynets classify [IMAGE] [--model efficientnet_lite0] [--topk 5]``.
 
-Classifies a photo with real ImageNet weights, in NumPy. The default image is the
-sample photo that matplotlib ships (``grace_hopper.jpg``); with EfficientNet-Lite0's
-weights its top class is 'military uniform'.
+Classifies a photo with real ImageNet weights, in NumPy: ``--model`` is
+efficientnet_lite0 (the default), efficientnet_lite1 or efficientnet_lite2. The default
+image is the sample photo that matplotlib ships (``grace_hopper.jpg``); with each of
+the three its top class is 'military uniform'.
 
 Preprocessing (``tinynets.data.imaging.preprocess``, the weights' own settings from
-``tinynets.models.pretrained.WEIGHTS``): read with Pillow and converted to RGB, the whole image
-resized to 224 x 224 (bicubic; ``--crop`` keeps the aspect ratio and cuts the centre
-instead), scaled by (x - 127) / 128 to about [-1, 1], laid out as (1, 3, 224, 224)
-float32. ``--fold`` folds BatchNorm into the convolutions first (``tinynets.fold_bn``).
+``tinynets.models.pretrained.WEIGHTS``): read with Pillow and converted to RGB, the whole
+image resized to R x R, the model's resolution (224, 240 or 260; bicubic; ``--crop``
+keeps the aspect ratio and cuts the centre instead), scaled by (x - 127) / 128 to about
+[-1, 1], laid out as (1, 3, R, R) float32. ``--fold`` folds BatchNorm into the
+convolutions first (``tinynets.fold_bn``).
 """
 from __future__ import annotations
 
@@ -27,10 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", nargs="?", default=None,
                    help="an image file (JPEG, PNG, ...); default: matplotlib's grace_hopper.jpg")
     p.add_argument("--model", default="efficientnet_lite0",
-                   help="a model with pretrained weights (efficientnet_lite0)")
+                   help="a model with pretrained weights: efficientnet_lite0 (default), "
+                        "efficientnet_lite1 or efficientnet_lite2")
     p.add_argument("--topk", type=int, default=5, help="how many classes to print (5)")
     p.add_argument("--crop", action="store_true",
-                   help="keep the aspect ratio: shorter side to 224, centre crop")
+                   help="keep the aspect ratio: shorter side to the model's resolution, "
+                        "centre crop")
     p.add_argument("--fold", action="store_true", help="fold BatchNorm into the convs first")
 
 
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         image = imaging.load_image(path)
         names = imaging.imagenet_classes()
         settings = {**WEIGHTS[args.model].preprocess, "crop": args.crop}
-        x = imaging.preprocess(image, **settings)                  # (1, 3, 224, 224)
+        x = imaging.preprocess(image, **settings)                  # (1, 3, R, R)
         model = tn.models.get_model(args.model, pretrained=True)
     except (ModuleNotFoundError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
