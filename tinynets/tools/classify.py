@@ -44,9 +44,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tinynets as tn
+    from .. import models, nn
     from ..data import imaging
     from ..models.pretrained import WEIGHTS
+    from .fold import fold_bn
 
     if args.model not in WEIGHTS:
         print(f"error: no pretrained weights for {args.model!r}; available: {', '.join(WEIGHTS)}",
@@ -61,19 +62,19 @@ def run(args: argparse.Namespace) -> int:
         names = imaging.imagenet_classes()
         settings = {**WEIGHTS[args.model].preprocess, "crop": args.crop}
         x = imaging.preprocess(image, **settings)                  # (1, 3, R, R)
-        model = tn.models.get_model(args.model, pretrained=True)
+        model = models.get_model(args.model, pretrained=True)
     except (ModuleNotFoundError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.fold:
-        model = tn.fold_bn(model)
+        model = fold_bn(model)
     size = settings["size"]
     how = f"centre crop {size} x {size}" if args.crop else f"resized to {size} x {size}"
     print(f"image: {path} ({image.shape[1]} x {image.shape[0]} RGB), {how} (bicubic), "
           f"(x - {settings['mean'][0]:g}) / {settings['std'][0]:g}")
-    print(f"model: {args.model}, {tn.count_params(model):,} parameters, ImageNet weights"
+    print(f"model: {args.model}, {nn.count_params(model):,} parameters, ImageNet weights"
           f"{', BatchNorm folded' if args.fold else ''}")
-    with tn.no_grad():
+    with nn.no_grad():
         start = time.perf_counter()
         logits = model(x)                                          # (1, 1000)
         ms = (time.perf_counter() - start) * 1e3
