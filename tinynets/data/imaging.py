@@ -17,6 +17,7 @@ are composited onto white; EXIF rotation is applied.
 """
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -29,7 +30,6 @@ TF_LITE_MEAN, TF_LITE_STD = (127.0,) * 3, (128.0,) * 3                # on 0..25
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)               # torchvision's, on 0..255
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 MAX_PIXELS = 100_000_000          # Pillow's own bomb check warns at 89 M and refuses at 179 M
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
 def _pillow():
@@ -137,14 +137,21 @@ def preprocess(image: Union[np.ndarray, str, Path], size: int = 224, crop: bool 
 
 
 def imagenet_classes(path: Optional[Union[str, Path]] = None) -> List[str]:
-    """The 1000 ImageNet-1k class names in index order (``assets/imagenet_classes.txt``,
-    the names torchvision's weights use)."""
-    path = Path(path) if path is not None else ASSETS / "imagenet_classes.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"imagenet_classes: {path} is missing; it ships in the "
-                                "repository's assets/ (install tinynets from a clone with -e)")
-    names = path.read_text(encoding="utf-8").splitlines()
+    """The 1000 ImageNet-1k class names in index order, the names torchvision's weights
+    use: ``tinynets/data/imagenet_classes.txt``, package data read through
+    ``importlib.resources`` (so it works from a wheel), or the file ``path``."""
+    if path is None:
+        source = resources.files(__package__) / "imagenet_classes.txt"
+        where = "tinynets/data/imagenet_classes.txt"
+        if not source.is_file():
+            raise FileNotFoundError(f"imagenet_classes: the package data file {where} is "
+                                    "missing; reinstall tinynets")
+    else:
+        source, where = Path(path), str(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"imagenet_classes: no such file {where!r}")
+    names = source.read_text(encoding="utf-8").splitlines()
     if len(names) != 1000:
-        raise ValueError(f"imagenet_classes: {path} should list 1000 names, one per line; "
+        raise ValueError(f"imagenet_classes: {where} should list 1000 names, one per line; "
                          f"it has {len(names)}")
     return names

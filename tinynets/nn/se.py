@@ -15,7 +15,7 @@ The pooling's backward does the /(H*W) and the broadcast. Names follow
 ``torchvision.ops.SqueezeExcitation`` (``fc1``, ``fc2``), so the state_dict keys
 are ``...fc1.weight``, ``...fc1.bias``, ``...fc2.weight``, ``...fc2.bias``.
 
-Which squeeze width and which activations, per family (architectures.md §7.6):
+Which squeeze width and which activations, per family (as torchvision builds them):
 MobileNetV3 uses S = make_divisible(C_expanded // 4, 8), ReLU, HardSigmoid;
 EfficientNet uses S = max(1, C_block_input // 4), SiLU, Sigmoid.
 """

@@ -16,7 +16,8 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
-import tinynets as tn
+from .. import nn as tn
+from .gradcheck import gradcheck
 
 TOLERANCE = 1e-7
 
@@ -65,7 +66,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         x = rng.uniform(-7, 7, shape)          # spans every kink: 0, +-3, 6 ...
         for kink in (-3.0, 0.0, 3.0, 6.0):     # ... but stays > 2h from them
             x[np.abs(x - kink) < 0.01] += 0.02
-        errors = tn.gradcheck(layer, x, seed=args.seed)
+        errors = gradcheck(layer, x, seed=args.seed)
         err = max(errors.values())
         worst = max(worst, err)
         ok = err < TOLERANCE
