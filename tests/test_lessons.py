@@ -40,3 +40,12 @@ def test_lesson_runs(path: pathlib.Path, tmp_path: pathlib.Path):
     drawn = {p.name for p in (tmp_path / "assets").iterdir()} - {p.name for p in data}
     committed = {p.name for p in (LESSONS.parent / "assets").glob(f"lesson{path.name[:2]}_*")}
     assert drawn == committed, f"{path.name} draws {sorted(drawn)}, assets/ has {sorted(committed)}"
+
+
+@pytest.mark.lesson
+def test_reference_counts_are_the_tests_table():
+    """The lessons' copy of the reference counts (assets/) is the table the model tests use."""
+    import json
+    shipped = LESSONS.parent / "assets" / "reference_counts.json"
+    fixture = LESSONS.parent / "tests" / "fixtures" / "targets.json"
+    assert json.loads(shipped.read_text()) == json.loads(fixture.read_text())
