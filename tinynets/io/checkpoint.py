@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import pathlib
 import struct
@@ -79,8 +80,8 @@ def load_checkpoint(path: PathLike) -> "OrderedDict[str, np.ndarray]":
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
             obj = _load_zip(path, size)
         elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-            with open(path, "rb") as f:
-                obj = load_legacy(f)
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                obj = load_legacy(m)
         elif len(head) >= 9 and head[8:9] == b"{" and 2 <= struct.unpack("<Q", head[:8])[0] <= _MAX_HEADER:
             obj = _load_safetensors(path, size)
         else:

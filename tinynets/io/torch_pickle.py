@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import math
+import mmap
 import struct
 import zipfile
 from collections import OrderedDict
@@ -265,8 +266,9 @@ def _raw(data: np.ndarray, code: str, byteorder: str) -> np.ndarray:
 
 
 def load_legacy(f: BinaryIO) -> Any:
-    """The object of a legacy (non-zip) ``torch.save`` file, tensors as arrays."""
-    f = BoundedReader(f)
+    """The object of a legacy (non-zip) ``torch.save`` file, tensors as arrays. ``f``: an
+    ``mmap`` of the file (fastest), or any seekable binary file."""
+    f = f if isinstance(f, mmap.mmap) else BoundedReader(f)
     magic = TorchUnpickler(f).load()
     if magic != LEGACY_MAGIC:
         raise CheckpointError("a pickle, but not a PyTorch checkpoint (its magic number is missing)")
@@ -294,7 +296,8 @@ def load_legacy(f: BinaryIO) -> Any:
         if count != numel:
             raise CheckpointError(f"storage {key!r}: {count} elements stored, {numel} declared")
         nbytes = count * np.dtype(RAW_DTYPES[code]).itemsize
-        raws[key] = _raw(read_exact(f, nbytes, f"storage {key!r}", f.left()), code, byteorder)
+        left = len(f) - f.tell()
+        raws[key] = _raw(read_exact(f, nbytes, f"storage {key!r}", left), code, byteorder)
     return _Materializer(raws)(obj)
 
 
