@@ -9,7 +9,8 @@ or a ``CheckpointError`` (``UnsafeCheckpointError`` where the file asks for some
 refused), under 2 s, a peak of traced memory under 2 x the file size + 64 MB (numpy's
 buffers are traced too), and the process unchanged: a real file read afterwards gives its
 exact values. The fuzz mutates the committed fixtures (byte flips, truncations, duplicated
-ranges) with a fixed seed and holds every mutant to the same contract.
+ranges) with a fixed seed and holds every mutant to the same contract. CIFAR's batch reader
+(``safe_pickle.safe_load``) runs on the same interpreter and gets its own crafted pickles.
 """
 from __future__ import annotations
 
@@ -311,6 +312,23 @@ def test_a_truncated_npz_says_truncated(tmp_path, expected):
     out = run(write(tmp_path, "cut.npz", npz_file((100,), bytes(40))), expected, CheckpointError,
               "holds 40 bytes of data (truncated)")
     assert not isinstance(out, UnsafeCheckpointError) and "pickle" not in str(out)
+
+
+# ------------------------------------------------------------------ the CIFAR batch reader
+@pytest.mark.parametrize("payload", [
+    b"\x80\x02cnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85\x85R.",   # ndarray((10**12,))
+    b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4"
+    b"\xe8\x00\x85C\x01b\x87R.",                                    # _reconstruct(.., (10**12,))
+    MEMO_BOMB])
+def test_cifar_batches_cannot_allocate_what_they_do_not_hold(payload):
+    from tinynets.io.safe_pickle import safe_load
+    tracemalloc.start()
+    try:
+        with pytest.raises(pickle.UnpicklingError):
+            safe_load(io.BytesIO(payload))
+        assert tracemalloc.get_traced_memory()[1] < SLACK
+    finally:
+        tracemalloc.stop()
 
 
 # ------------------------------------------------------------------ 5. umask

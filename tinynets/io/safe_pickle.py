@@ -46,7 +46,7 @@ def _reconstruct(cls, shape, dtype) -> np.ndarray:
 
 
 def _dtype(obj, align=False, copy=True) -> np.dtype:
-    # always a copy: a BUILD on numpy's own cached dtype would change it for the process
+    # always a copy, so that the BUILD that follows sets up this dtype, never a shared one
     return np.dtype(obj, align=bool(align), copy=True)
 
 
