@@ -259,6 +259,15 @@ def test_safetensors_spans_are_checked_before_any_copy(tmp_path, expected):
         CheckpointError, "do not hold shape [4294967296, 4294967296]")
 
 
+@pytest.mark.parametrize("text, message", [
+    (b'{"x": [' + b"[]," * 1_000_000 + b"[]]}", "more than 65536 JSON objects and arrays"),
+    (b'{"x": "' + b"a" * (5 << 20) + b'"}', "tinynets reads headers of up to 4 MB")])
+def test_safetensors_headers_cannot_amplify(tmp_path, expected, text, message):
+    """3 MB of JSON arrays were 69 MB of Python lists, and a repr of them in the error."""
+    run(write(tmp_path, "json.safetensors", struct.pack("<Q", len(text)) + text), expected,
+        CheckpointError, message)
+
+
 MEMO_BOMB = b"\x80\x02Nr\x00\x00\x00\x02."           # LONG_BINPUT 2**25, 9 bytes
 
 

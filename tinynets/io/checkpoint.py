@@ -48,7 +48,7 @@ from typing import Any, BinaryIO, Dict, Mapping, Union
 import numpy as np
 
 from .files import atomic_write, write_npz
-from .limits import CheckpointError, UnsafeCheckpointError, check_zip, read_exact
+from .limits import CheckpointError, UnsafeCheckpointError, check_zip, read_exact, short
 from .torch_pickle import RAW_DTYPES, decode, load_legacy, load_zip
 
 __all__ = ["load_checkpoint", "save_checkpoint", "CheckpointError", "UnsafeCheckpointError",
@@ -58,6 +58,9 @@ PathLike = Union[str, os.PathLike]
 NESTED_KEYS = ("state_dict", "model", "model_state_dict")
 TRAIN_FORMAT = "tinynets-checkpoint-1"        # tinynets.training.state's .npz files
 _MAX_HEADER = 100 << 20                       # the safetensors library's own limit
+# JSON costs up to ~15 x its size in Python objects: headers of up to 4 MB (~27,000
+# tensors) and 65,536 objects and arrays in them keep that under 64 MB
+_READ_HEADER, _READ_CONTAINERS = 4 << 20, 1 << 16
 _CODES = {np.dtype(v).newbyteorder("<").str: k for k, v in RAW_DTYPES.items() if k != "BF16"}
 
 
@@ -119,7 +122,7 @@ def _state_dict_of(obj: Any, path: pathlib.Path) -> "OrderedDict[str, np.ndarray
         for name in NESTED_KEYS:
             if _is_state(obj.get(name)):
                 return OrderedDict(obj[name])
-        others = [f"{k!r:.40}" for k, v in obj.items() if not isinstance(v, np.ndarray)][:10]
+        others = [f"{short(k)}" for k, v in obj.items() if not isinstance(v, np.ndarray)][:10]
         raise CheckpointError(
             f"load_checkpoint: '{path}' holds a dict whose entries [{', '.join(others)}] are not "
             f"tensors, and no {'/'.join(NESTED_KEYS)} entry that is a dict of tensors")
@@ -176,8 +179,15 @@ def _load_safetensors(path: pathlib.Path, size: int) -> "OrderedDict[str, np.nda
         if 8 + n > size:
             raise CheckpointError(f"safetensors header of {n} bytes, but only {size - 8} follow "
                                   "the length (truncated?)")
+        if n > _READ_HEADER:
+            raise CheckpointError(f"safetensors header of {n} bytes: tinynets reads headers of "
+                                  f"up to {_READ_HEADER >> 20} MB (about 27,000 tensors)")
+        text = f.read(n)
+        if text.count(b"{") + text.count(b"[") > _READ_CONTAINERS:
+            raise CheckpointError(f"safetensors header with more than {_READ_CONTAINERS} JSON "
+                                  "objects and arrays: refused")
         try:
-            header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=OrderedDict)
+            header = json.loads(text.decode("utf-8"), object_pairs_hook=OrderedDict)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise CheckpointError(f"safetensors header is not JSON ({err})") from None
         if not isinstance(header, dict):
@@ -207,18 +217,18 @@ def _safetensors_entry(name: str, info: Any, body: int) -> tuple:
     try:
         code, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
     except (TypeError, KeyError, ValueError):
-        raise CheckpointError(f"safetensors entry {name!r:.60}: needs dtype, shape and "
-                              f"data_offsets [begin, end], got {info!r:.100}") from None
+        raise CheckpointError(f"safetensors entry {short(name)}: needs dtype, shape and "
+                              f"data_offsets [begin, end], got {short(info)}") from None
     if code not in RAW_DTYPES:
-        raise CheckpointError(f"safetensors entry {name!r:.60}: dtype {code!r:.20} is not "
+        raise CheckpointError(f"safetensors entry {short(name)}: dtype {short(code)} is not "
                               f"supported ({', '.join(RAW_DTYPES)})")
     if not all(type(d) is int and d >= 0 for d in shape + (begin, end)):
-        raise CheckpointError(f"safetensors entry {name!r:.60}: shape {list(shape)!r:.80} and "
-                              f"offsets {[begin, end]!r:.80} must be ints >= 0")
+        raise CheckpointError(f"safetensors entry {short(name)}: shape {short(list(shape))} and "
+                              f"offsets {short([begin, end])} must be ints >= 0")
     if end - begin != math.prod(shape) * np.dtype(RAW_DTYPES[code]).itemsize or end > body:
         raise CheckpointError(
-            f"safetensors entry {name!r:.60}: offsets [{begin}, {end}] do not hold shape "
-            f"{list(shape)!r:.80} of {code} within the {body} data bytes (truncated?)")
+            f"safetensors entry {short(name)}: offsets [{begin}, {end}] do not hold shape "
+            f"{short(list(shape))} of {code} within the {body} data bytes (truncated?)")
     return code, shape, begin, end
 
 

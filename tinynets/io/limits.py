@@ -7,13 +7,14 @@ anything of that size is allocated; these helpers are the one place that reads t
 from __future__ import annotations
 
 import pickle
+import reprlib
 import zipfile
 from typing import BinaryIO, Iterable
 
 import numpy as np
 
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "BoundedReader", "read_exact",
-           "check_zip", "read_record", "MAX_EXPANSION"]
+           "check_zip", "read_record", "short", "MAX_EXPANSION"]
 
 CHUNK = 1 << 20
 MAX_EXPANSION = 32 << 20      # compressed zip records may expand to 2 x the file + this
@@ -27,6 +28,19 @@ class CheckpointError(ValueError):
 class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """The pickle asked for a global or an opcode that a tensor checkpoint never needs (it
     could run code or change objects outside the file)."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
+def short(obj) -> str:
+    """A short repr of something a file made, for error messages: ``repr`` of a huge or
+    deeply nested object costs time and memory (and ``f"{obj!r:.80}"`` builds it whole)."""
+    try:
+        return _REPR.repr(obj)
+    except Exception:                        # e.g. an int too long to print
+        return f"<a {type(obj).__name__}>"
 
 
 class BoundedReader:

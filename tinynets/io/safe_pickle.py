@@ -26,6 +26,8 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
+from .limits import short
+
 __all__ = ["SafeUnpickler", "safe_load"]
 
 # Opcodes that call arbitrary classes or need out-of-band buffers: never needed by data.
@@ -41,7 +43,7 @@ def _reconstruct(cls, shape, dtype) -> np.ndarray:
     """numpy's pickles start every array as ``_reconstruct(ndarray, (0,), dtype)``, then BUILD."""
     if cls is not np.ndarray or tuple(shape) != (0,):
         raise pickle.UnpicklingError(f"SafeUnpickler: _reconstruct builds an empty ndarray, "
-                                     f"not {cls!r:.60} of shape {shape!r:.60}")
+                                     f"not {short(cls)} of shape {short(shape)}")
     return np.ndarray((0,), dtype=np.dtype(dtype))
 
 
@@ -103,7 +105,7 @@ class SafeUnpickler:
             shape = state[1]
             if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
                     and math.prod(shape) * state[2].itemsize == len(state[4])):
-                raise self.Corrupt(f"SafeUnpickler: array of shape {shape!r:.80} does not match "
+                raise self.Corrupt(f"SafeUnpickler: array of shape {short(shape)} does not match "
                                    f"its {len(state[4])} bytes")
         self._built.add(id(obj))
         obj.__setstate__(state)
@@ -215,7 +217,7 @@ class SafeUnpickler:
             elif name == "REDUCE":
                 args, func = stack.pop(), stack.pop()
                 if not any(func is f for f in self.REDUCERS) or type(args) is not tuple:
-                    raise self.Refused(f"refuses to call {func!r:.60} (REDUCE at byte {pos})")
+                    raise self.Refused(f"refuses to call {short(func)} (REDUCE at byte {pos})")
                 stack.append(func(*args))
             elif name == "BUILD":
                 state = stack.pop()

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO, Dict, NamedTuple, Tuple
 import numpy as np
 
 from .limits import (MAX_EXPANSION, BoundedReader, CheckpointError, UnsafeCheckpointError,
-                     read_exact, read_record)
+                     read_exact, read_record, short)
 from .safe_pickle import SafeUnpickler
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C          # torch/serialization.py MAGIC_NUMBER
@@ -91,7 +91,7 @@ class _Tensor(NamedTuple):
 def _ints(value: Any, what: str) -> tuple:
     if not isinstance(value, (tuple, list)) or not all(type(v) is int and v >= 0 for v in value):
         raise CheckpointError(f"_rebuild_tensor_v2: {what} must be a tuple of ints >= 0, "
-                              f"got {value!r:.80}")
+                              f"got {short(value)}")
     return tuple(value)
 
 
@@ -181,7 +181,7 @@ class TorchUnpickler(SafeUnpickler):
     def persistent_load(self, pid: Any) -> _Storage:
         if not (type(pid) is tuple and len(pid) in (5, 6) and pid[0] == "storage"
                 and type(pid[1]) is _StorageType and type(pid[4]) is int and pid[4] >= 0):
-            raise CheckpointError(f"unexpected persistent id {pid!r:.100}: expected ('storage', "
+            raise CheckpointError(f"unexpected persistent id {short(pid)}: expected ('storage', "
                                   "<type>Storage, key, location, numel[, view_metadata])")
         code, key, numel = pid[1].code, str(pid[2]), pid[4]
         if self.storages.setdefault(key, (code, numel)) != (code, numel):
@@ -192,7 +192,7 @@ class TorchUnpickler(SafeUnpickler):
         if not (type(view) is tuple and len(view) == 3 and type(view[1]) is int
                 and type(view[2]) is int and 0 <= view[1] and 0 <= view[2]
                 and view[1] + view[2] <= numel):
-            raise CheckpointError(f"storage view {view!r:.80} lies outside storage {key!r} ({numel})")
+            raise CheckpointError(f"storage view {short(view)} lies outside storage {key!r} ({numel})")
         return _Storage(key, code, view[2], view[1])
 
 
@@ -274,7 +274,7 @@ def load_legacy(f: BinaryIO) -> Any:
         raise CheckpointError("a pickle, but not a PyTorch checkpoint (its magic number is missing)")
     protocol = TorchUnpickler(f).load()
     if protocol != LEGACY_PROTOCOL:
-        raise CheckpointError(f"legacy PyTorch protocol {protocol!r:.40}, only {LEGACY_PROTOCOL} "
+        raise CheckpointError(f"legacy PyTorch protocol {short(protocol)}, only {LEGACY_PROTOCOL} "
                               "is known")
     sys_info = TorchUnpickler(f).load()
     byteorder = "little" if not isinstance(sys_info, dict) or sys_info.get("little_endian", True) \
