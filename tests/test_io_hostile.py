@@ -217,6 +217,24 @@ def test_zip_bombs_are_refused_before_reading(tmp_path, expected, kind):
         "a decompression bomb")
 
 
+@lru_cache(maxsize=None)
+def zip_directory_bomb(records: int = 300_000) -> bytes:
+    """One empty local record and ``records`` central-directory entries (51 bytes each)
+    that all point at it: zipfile made ~150 MB of objects of these 15 MB."""
+    local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, 5, 0) + b"a.npy"
+    entry = [struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0,
+                         0, 0, 0, 0) + f"{i:05x}".encode()[-5:] for i in range(records)]
+    directory = b"".join(entry)
+    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory),
+                      len(local), 0)
+    return local + directory + end
+
+
+def test_zip_directories_are_checked_before_parsing(tmp_path, expected):
+    run(write(tmp_path, "many.npz", zip_directory_bomb()), expected, CheckpointError,
+        "a zip central directory of 15300000 bytes")
+
+
 def legacy_count_file(count: int) -> bytes:
     """A legacy storage that declares ``count`` float32 elements and stores 16 bytes."""
     obj = tensor_dict_pickle([("t", "0", count, 0, (1,), (1,))])

@@ -48,7 +48,8 @@ from typing import Any, BinaryIO, Dict, Mapping, Union
 import numpy as np
 
 from .files import atomic_write, write_npz
-from .limits import CheckpointError, UnsafeCheckpointError, check_zip, read_exact, short
+from .limits import (CheckpointError, UnsafeCheckpointError, check_zip, check_zip_directory,
+                     read_exact, short)
 from .torch_pickle import RAW_DTYPES, decode, load_legacy, load_zip
 
 __all__ = ["load_checkpoint", "save_checkpoint", "CheckpointError", "UnsafeCheckpointError",
@@ -132,6 +133,8 @@ def _state_dict_of(obj: Any, path: pathlib.Path) -> "OrderedDict[str, np.ndarray
 
 def _load_zip(path: pathlib.Path, size: int) -> Any:
     """A zip file is either a PyTorch checkpoint (``data.pkl``) or an npz (``.npy`` records)."""
+    with open(path, "rb") as f:
+        check_zip_directory(f, size)
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         check_zip(zf, names, size)

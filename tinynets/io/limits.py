@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import pickle
 import reprlib
+import struct
 import zipfile
 from typing import BinaryIO, Iterable
 
 import numpy as np
 
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "BoundedReader", "read_exact",
-           "check_zip", "read_record", "short", "MAX_EXPANSION"]
+           "check_zip_directory", "check_zip", "read_record", "short", "MAX_EXPANSION"]
 
 CHUNK = 1 << 20
 MAX_EXPANSION = 32 << 20      # compressed zip records may expand to 2 x the file + this
+MAX_ZIP_DIRECTORY = 4 << 20   # zipfile keeps ~10 x its central directory in objects
 
 
 class CheckpointError(ValueError):
@@ -90,6 +92,27 @@ def read_exact(f: BinaryIO, nbytes: int, what: str, available: int) -> np.ndarra
         view[done:done + len(block)] = block
         done += len(block)
     return out
+
+
+def check_zip_directory(f: BinaryIO, file_size: int) -> None:
+    """Before ``zipfile`` parses it: the central directory that the end record (or its zip64
+    version) declares is at most :data:`MAX_ZIP_DIRECTORY` bytes (~40,000 records)."""
+    f.seek(max(0, file_size - 22 - 65535))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        raise CheckpointError("a zip file without its end of central directory (truncated?)")
+    (size,) = struct.unpack("<I", tail[at + 12:at + 16])
+    if at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":         # zip64 locator
+        (offset,) = struct.unpack("<Q", tail[at - 12:at - 4])
+        f.seek(offset)
+        record = f.read(56)
+        if len(record) < 56 or record[:4] != b"PK\x06\x06":
+            raise CheckpointError("a zip64 file whose end of central directory is corrupt")
+        (size,) = struct.unpack("<Q", record[40:48])
+    if size > MAX_ZIP_DIRECTORY:
+        raise CheckpointError(f"a zip central directory of {size} bytes: tinynets reads up to "
+                              f"{MAX_ZIP_DIRECTORY >> 20} MB (about 40,000 records)")
 
 
 def check_zip(zf: zipfile.ZipFile, names: Iterable[str], file_size: int) -> None:
