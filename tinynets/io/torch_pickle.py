@@ -151,7 +151,7 @@ ALLOWED_GLOBALS: Dict[tuple, Any] = {
 class TorchUnpickler(SafeUnpickler):
     """:class:`tinynets.io.safe_pickle.SafeUnpickler` with the globals of a tensor checkpoint.
 
-    ``storages`` maps each storage key named by the persistent ids to its (code, numel).
+    ``storages`` maps each storage key named by the persistent ids to its :class:`_Storage`.
     """
     ALLOWED = ALLOWED_GLOBALS
     REDUCERS = (_ordered_dict, _rebuild_tensor_v2, _rebuild_parameter)
@@ -160,7 +160,7 @@ class TorchUnpickler(SafeUnpickler):
 
     def __init__(self, file: BinaryIO):
         super().__init__(file, encoding="utf-8")
-        self.storages: Dict[str, Tuple[str, int]] = {}
+        self.storages: Dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:
@@ -184,11 +184,12 @@ class TorchUnpickler(SafeUnpickler):
             raise CheckpointError(f"unexpected persistent id {short(pid)}: expected ('storage', "
                                   "<type>Storage, key, location, numel[, view_metadata])")
         code, key, numel = pid[1].code, str(pid[2]), pid[4]
-        if self.storages.setdefault(key, (code, numel)) != (code, numel):
+        storage = self.storages.setdefault(key, _Storage(key, code, numel))
+        if (storage.code, storage.numel) != (code, numel):
             raise CheckpointError(f"storage {key!r} is named twice with different types or sizes")
         view = pid[5] if len(pid) == 6 else None
         if view is None:
-            return _Storage(key, code, numel)
+            return storage
         if not (type(view) is tuple and len(view) == 3 and type(view[1]) is int
                 and type(view[2]) is int and 0 <= view[1] and 0 <= view[2]
                 and view[1] + view[2] <= numel):
@@ -288,7 +289,7 @@ def load_legacy(f: BinaryIO) -> Any:
     count_format = "<q" if byteorder == "little" else ">q"
     raws = {}
     for key in keys:
-        code, numel = unpickler.storages[key]
+        code, numel = unpickler.storages[key].code, unpickler.storages[key].numel
         head = f.read(8)
         if len(head) < 8:
             raise CheckpointError(f"storage {key!r}: the file ends before its data (truncated?)")
@@ -320,8 +321,8 @@ def load_zip(zf: zipfile.ZipFile) -> Any:
     unpickler = TorchUnpickler(io.BytesIO(data))
     obj = unpickler.load()
     raws = {}
-    for key, (code, numel) in unpickler.storages.items():
-        name = f"{prefix}data/{key}"
+    for key, storage in unpickler.storages.items():
+        code, numel, name = storage.code, storage.numel, f"{prefix}data/{key}"
         if name not in names:
             raise CheckpointError(f"storage {key!r}: no record {name!r} in the zip file")
         nbytes = numel * np.dtype(RAW_DTYPES[code]).itemsize
