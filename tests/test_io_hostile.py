@@ -21,7 +21,6 @@ import struct
 import time
 import tracemalloc
 import zipfile
-import zlib
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
