@@ -63,6 +63,20 @@ def test_legacy_storage_views(expected):
                                  if k.startswith("legacy_view/")))
 
 
+def test_a_module_state_dict_with_its_metadata_build():
+    """torch.save(module.state_dict()) pickles _metadata with one BUILD on the OrderedDict:
+    the one BUILD the reader allows."""
+    import pickletools
+    import zipfile
+    with zipfile.ZipFile(HERE / "module_state.pth") as zf:
+        ops = [op.name for op, _, _ in pickletools.genops(zf.read("module_state/data.pkl"))]
+    assert ops.count("BUILD") == 1
+    got = load_checkpoint(HERE / "module_state.pth")
+    assert list(got) == ["weight", "bias"]
+    assert np.array_equal(got["weight"], np.arange(6, dtype=np.float32).reshape(2, 3) / 4)
+    assert np.array_equal(got["bias"], np.array([0.5, -1.0], np.float32))
+
+
 def test_format_comes_from_the_content_not_the_suffix(tmp_path, expected):
     for src, fake in [("legacy.pth", "w.safetensors"), ("zip.pth", "w.npz"),
                       ("state.safetensors", "w.pth")]:

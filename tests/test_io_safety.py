@@ -34,8 +34,11 @@ def _s(text: str) -> bytes:                            # BINUNICODE
     return b"X" + struct.pack("<I", len(b)) + b
 
 
-def _i(n: int) -> bytes:                               # BININT
-    return b"J" + struct.pack("<i", n)
+def _i(n: int) -> bytes:                               # BININT, or LONG1 past 32 bits
+    if -(1 << 31) <= n < (1 << 31):
+        return b"J" + struct.pack("<i", n)
+    raw = n.to_bytes(n.bit_length() // 8 + 1, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
 
 
 def _ints(values) -> bytes:                            # MARK ... TUPLE
@@ -45,23 +48,24 @@ def _ints(values) -> bytes:                            # MARK ... TUPLE
 _ODICT = b"ccollections\nOrderedDict\n)R"                 # OrderedDict()
 
 
-def tensor_dict_pickle(entries, storage_type: str = "FloatStorage") -> bytes:
+def tensor_dict_pickle(entries, storage_type: str = "FloatStorage", after: bytes = b"") -> bytes:
     """Protocol 2 bytes of OrderedDict(name -> tensor), as torch's legacy save writes them;
-    ``entries``: (name, storage key, storage numel, offset, size, stride)."""
+    ``entries``: (name, storage key, storage numel, offset, size, stride); ``after``: opcodes
+    run on each tensor once it is built (a BUILD, say)."""
     out = [b"\x80\x02", _ODICT, b"("]
     for name, key, numel, offset, size, stride in entries:
         pid = (b"(" + _s("storage") + f"ctorch\n{storage_type}\n".encode() + _s(key) + _s("cpu")
                + _i(numel) + b"NtQ")
         out += [_s(name), b"ctorch._utils\n_rebuild_tensor_v2\n(", pid, _i(offset), _ints(size),
-                _ints(stride), b"\x89", _ODICT, b"tR"]
+                _ints(stride), b"\x89", _ODICT, b"tR", after]
     return b"".join(out) + b"u."
 
 
-def legacy_file(obj: bytes, storages, keys=None) -> bytes:
-    """Header pickles, the object pickle, the key list, then (count, float32 data) per key."""
+def legacy_file(obj: bytes, storages, keys=None, dtype: str = "<f4") -> bytes:
+    """Header pickles, the object pickle, the key list, then (count, data) per key."""
     head = b"".join(pickle.dumps(x, protocol=2) for x in (MAGIC, PROTOCOL, SYS_INFO))
     keys = sorted(storages) if keys is None else keys
-    data = b"".join(struct.pack("<q", len(storages[k])) + np.asarray(storages[k], "<f4").tobytes()
+    data = b"".join(struct.pack("<q", len(storages[k])) + np.asarray(storages[k], dtype).tobytes()
                     for k in sorted(storages))
     return head + obj + pickle.dumps(keys, protocol=2) + data
 

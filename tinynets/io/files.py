@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-import tempfile
+import secrets
 import zipfile
 from typing import Any, BinaryIO, Callable, Mapping, Union
 
@@ -21,17 +21,28 @@ PathLike = Union[str, os.PathLike]
 
 
 def atomic_write(path: PathLike, write: Callable[[Any], None]) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``."""
+    """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file is created with mode 0o666, which the kernel narrows by the umask as
+    for any new file; the process umask itself is never read or changed (``os.umask`` can
+    only be read by setting it, which would loosen the files other threads create then).
+    """
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"atomic_write: no free temporary name beside '{path}'")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)              # mkstemp's 0600 -> the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
