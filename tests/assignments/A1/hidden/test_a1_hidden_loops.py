@@ -72,8 +72,9 @@ def test_conv_backward_loops_numerical_gradient(checks):
     rng = np.random.default_rng(7)
     for cfg in RANDOM[:3]:
         x, w, b, s, pads, g = _random_case(rng, cfg)
-        out = conv_naive.conv2d_loops(x, w, b, s, pads, g)
-        dout = rng.standard_normal(out.shape)
+        OH = conv_naive.out_size(x.shape[2], w.shape[2], s, pads[0], pads[1])
+        OW = conv_naive.out_size(x.shape[3], w.shape[3], s, pads[2], pads[3])
+        dout = rng.standard_normal((x.shape[0], w.shape[0], OH, OW))
         dx, dw, db = conv_naive.conv2d_loops_backward(dout, x, w, s, pads, g)
         f = lambda: conv_naive.conv2d_loops(x, w, b, s, pads, g)  # noqa: E731
         where = f"random input {x.shape}, weight {w.shape}, stride {s}, padding {pads}, groups {g}"
