@@ -2,7 +2,8 @@
 [--out FILE] [--timeout SECONDS] [--assignments A1]``.
 
 SUBMISSION is a student's folder (or a clone of their repository); a folder whose
-sub-folders are submissions gives a CSV gradebook, one row each.
+sub-folders are submissions gives a CSV gradebook, one row each (``--format json``: a list
+of reports). ``--jobs N`` grades N tasks at once, each in its own process.
 
 * Only the student's code runs, never the solution: a fresh tree is built from the bundle's
   pristine student tree, the hidden tests and only the files the manifest says a student
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -57,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                    help=f"seconds per task, JIT compilation included ({DEFAULT_TIMEOUT:g})")
     p.add_argument("--assignments", default=None, help="grade only these, e.g. A1")
+    p.add_argument("--jobs", type=int, default=1, help="tasks graded at once (1)")
 
 
 def _sha(path: Path) -> str:
@@ -136,7 +139,7 @@ def _module(path: str) -> str:
 def _run_tests(tree: Path, work: Path, tests: List[str], functions, cfg_base: dict,
                timeout: float):
     """Run ``tests`` in one process: (records, returncode or None if timed out)."""
-    results = work / f"results-{len(list(work.glob('results-*')))}.jsonl"
+    results = work / f"results-{len(list(work.glob('results-*.jsonl')))}.jsonl"
     cfg = dict(cfg_base, tree=str(tree), results=str(results), tests=tests, functions=functions)
     cfg_path = results.with_suffix(".json")
     cfg_path.write_text(json.dumps(cfg))
@@ -244,7 +247,7 @@ def build_tree(work: Path, grader: Path, files: Dict[str, bytes]) -> Path:
 
 
 def grade_one(sub: Path, grader: Path, manifest: dict, chosen: List[str],
-              timeout: float) -> dict:
+              timeout: float, jobs: int = 1) -> dict:
     started = time.monotonic()
     edited = _edited(manifest, chosen)
     files, notes = read_submission(sub, edited)
@@ -253,12 +256,20 @@ def grade_one(sub: Path, grader: Path, manifest: dict, chosen: List[str],
         tree = build_tree(work, grader, files)
         cfg = {"deny": _deny_roots(grader, sub), "edited": edited}
         known = {t for a in manifest["assignments"].values() for t in a["tasks"]}
+        todo = [(tag, task) for a in chosen
+                for tag, task in manifest["assignments"][a]["tasks"].items()]
+        for tag, _ in todo:
+            (work / tag).mkdir()
+        with ThreadPoolExecutor(max(1, jobs)) as pool:      # each task is its own process
+            results = dict(zip([tag for tag, _ in todo], pool.map(
+                lambda tt: grade_task(tree, work / tt[0], tt[0], tt[1], cfg, timeout, known),
+                todo)))
         report = []
         for a in chosen:
             spec = manifest["assignments"][a]
             tasks = []
             for tag, task in spec["tasks"].items():
-                got = grade_task(tree, work, tag, task, cfg, timeout, known)
+                got = results[tag]
                 tests = []
                 for test, points in task["tests"].items():
                     r = got.get(test, {"status": "failed", "message": "no result"})
@@ -352,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {sub} is not a folder", file=sys.stderr)
         return 2
     if is_submission(sub, edited):
-        result = grade_one(sub, grader, manifest, chosen, args.timeout)
+        result = grade_one(sub, grader, manifest, chosen, args.timeout, args.jobs)
         if args.format == "text":
             text = text_report(result)
         else:
@@ -366,9 +377,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         rows = []
         for s in subs:
-            rows.append(grade_one(s, grader, manifest, chosen, args.timeout))
+            rows.append(grade_one(s, grader, manifest, chosen, args.timeout, args.jobs))
             print(f"{s.name}: {rows[-1]['score']}/{rows[-1]['max_score']}", file=sys.stderr)
-        text = gradebook(rows)
+        text = gradebook(rows) if args.format == "text" else json.dumps(
+            rows if args.format == "json" else [gradescope_report(r) for r in rows],
+            indent=1, sort_keys=True) + "\n"
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
