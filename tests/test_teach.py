@@ -225,7 +225,7 @@ def _submission(dest: Path, bundle, solved=(), code=None) -> Path:
 
 def _grade(sub: Path, bundle, timeout=TIMEOUT) -> dict:
     grader = bundle[1] / "grader"
-    return grade.grade_one(sub, grader, grade.load_bundle(grader), ["A1"], timeout)
+    return grade.grade_one(sub, grader, grade.load_bundle(grader), ["A1"], timeout, jobs=2)
 
 
 def _statuses(result):
@@ -242,7 +242,8 @@ def test_grade_solution_scores_full_points_gradescope(tmp_path, bundle):
     report = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "tinynets", "grade", str(clone), "--grader",
                            str(out / "grader"), "--format", "gradescope", "--out", str(report),
-                           "--timeout", str(TIMEOUT)], cwd=REPO, capture_output=True, text=True)
+                           "--timeout", str(TIMEOUT), "--jobs", "2"],
+                          cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(report.read_text())
     assert set(data) == {"score", "execution_time", "output", "tests"}
@@ -261,14 +262,6 @@ HIDDEN_NAMES = {"test_conv_forward_loops_definition_random", "test_conv_forward_
                 "test_im2col_definition_random", "test_im2col_keeps_dtype",
                 "test_col2im_adjoint_of_im2col", "test_col2im_hidden_cases",
                 "test_conv_im2col_numerical_gradient", "test_conv_im2col_hidden_cases"}
-
-
-def test_grade_untouched_student_version_scores_zero(bundle):
-    result = _grade(bundle[1] / "student", bundle)
-    assert result["score"] == 0 and result["max_score"] == 100
-    for tag, statuses in _statuses(result).items():
-        assert statuses == ["not implemented"] * len(statuses), tag
-    assert [t["status"] for t in result["assignments"][0]["tasks"]] == ["not implemented"] * 5
 
 
 def test_grade_one_task_scores_exactly_its_points_and_twice_the_same(tmp_path, bundle):
@@ -388,16 +381,24 @@ def test_grade_foreign_function_and_symlink_get_nothing(tmp_path, bundle):
     assert files == {} and "symbolic link" in notes[0]
 
 
-def test_grade_folder_of_submissions_gives_a_gradebook(tmp_path, bundle):
-    """A folder of submissions through the command line: one CSV row each, exit code 0;
-    a sub-folder without the edited file is not a submission."""
+def test_grade_folder_with_the_untouched_student_version_scores_zero(tmp_path, bundle):
+    """A folder of submissions through the command line (exit code 0; a sub-folder without
+    the edited file is not a submission): the untouched stubs score 0, every test and task
+    'not implemented', nothing crashed."""
     shutil.copytree(bundle[1] / "student", tmp_path / "class/alice")
     (tmp_path / "class/notes").mkdir()
-    book = tmp_path / "grades.csv"
+    report = tmp_path / "grades.json"
     proc = subprocess.run([sys.executable, "-m", "tinynets", "grade", str(tmp_path / "class"),
-                           "--grader", str(bundle[1] / "grader"), "--out", str(book)],
+                           "--grader", str(bundle[1] / "grader"), "--format", "json",
+                           "--out", str(report), "--jobs", "2"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert book.read_text().splitlines() == [
+    [result] = json.loads(report.read_text())
+    assert result["submission"] == "alice" and result["score"] == 0
+    assert result["max_score"] == 100
+    for tag, statuses in _statuses(result).items():
+        assert statuses == ["not implemented"] * len(statuses), tag
+    assert [t["status"] for t in result["assignments"][0]["tasks"]] == ["not implemented"] * 5
+    assert grade.gradebook([result]).splitlines() == [
         "submission,A1.conv_forward_loops,A1.conv_backward_loops,A1.im2col,A1.col2im,"
         "A1.conv_im2col,A1,total,max,notes", "alice,0,0,0,0,0,0,0,100,"]
