@@ -277,15 +277,18 @@ def test_grade_one_task_scores_exactly_its_points_and_twice_the_same(tmp_path, b
 
 
 HANG = "    while True:\n        pass\n"
+CRASH = "    import os\n    os._exit(3)\n"
 
 
-def test_grade_hang_times_out_one_task_the_rest_graded(tmp_path, bundle):
-    """conv_backward_loops never returns; col2im is solved but its adjoint test needs im2col."""
+def test_grade_hang_and_crash_fail_their_task_alone(tmp_path, bundle):
+    """conv_backward_loops never returns, conv2d_im2col kills its process; col2im is solved
+    but its adjoint test needs im2col: the rest is graded as usual."""
     sub = _submission(tmp_path / "hang", bundle, solved={"A1.conv_forward_loops", "A1.col2im"},
-                      code={"A1.conv_backward_loops": HANG})
+                      code={"A1.conv_backward_loops": HANG, "A1.conv_im2col": CRASH})
     result = _grade(sub, bundle, timeout=HANG_TIMEOUT)
     statuses = _statuses(result)
     assert statuses["A1.conv_backward_loops"] == ["timed out"] * 4
+    assert statuses["A1.conv_im2col"] == ["crashed"] * 4
     assert statuses["A1.conv_forward_loops"] == ["passed"] * 4
     assert statuses["A1.col2im"] == ["passed", "blocked", "passed"]
     assert statuses["A1.im2col"] == ["not implemented"] * 4
@@ -298,9 +301,12 @@ def test_grade_hang_times_out_one_task_the_rest_graded(tmp_path, bundle):
     assert tests["test_conv_backward_loops_hidden_cases"]["message"] == \
         f"not run: the task's time limit ({HANG_TIMEOUT:g} s) ran out in " \
         "test_conv_backward_loops_pytorch_standard"
+    assert tests["test_conv_im2col_hidden_cases"]["message"] == \
+        "the test process died in this test (exit code 3)"
     assert re.search(r"\n  A1\.conv_backward_loops +0/22 +timed out\n", grade.text_report(result))
     rows = grade.gradebook([result, result]).splitlines()
-    assert rows[0].startswith("submission,A1.conv_forward_loops,") and rows[1].startswith("hang,18,0,0,10,0,28,28,100")
+    assert rows[0].startswith("submission,A1.conv_forward_loops,")
+    assert rows[1].startswith("hang,18,0,0,10,0,28,28,100")
 
 
 CHEAT = '''    import glob, subprocess
