@@ -113,12 +113,14 @@ def _compiled_kernels():
 
 @pytest.fixture(autouse=True)
 def _numpy_only(request):
-    """A1 asks for NumPy code: a test during which a Numba kernel compiles fails (so the
-    assignment is not solved by calling the fast kernel, and grading needs no JIT)."""
+    """A1 asks for NumPy code, so an A1 test fails if a Numba kernel compiled during it;
+    when graded (TINYNETS_GRADING=1: a fresh process that runs only A1 tests), if any
+    kernel has compiled at all. The assignment is not solved by calling the fast kernel,
+    and grading needs no JIT."""
     if request.node.get_closest_marker("A1") is None:
         yield
         return
-    before = _compiled_kernels()
+    before = {} if os.environ.get("TINYNETS_GRADING") == "1" else _compiled_kernels()
     yield
     called = sorted(k for k, n in _compiled_kernels().items() if n > before.get(k, 0))
     if called:
