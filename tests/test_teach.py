@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tinynets.teach import assign, grade, markers
+from tinynets.teach import assign, grade, markers, report
 
 pytestmark = pytest.mark.task_teach
 
@@ -239,13 +239,13 @@ def _scores(result):
 def test_grade_solution_scores_full_points_gradescope(tmp_path, bundle):
     """The solution library (the clone) through the command line, as Gradescope would."""
     clone, out = bundle
-    report = tmp_path / "results.json"
+    out_file = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "tinynets", "grade", str(clone), "--grader",
-                           str(out / "grader"), "--format", "gradescope", "--out", str(report),
+                           str(out / "grader"), "--format", "gradescope", "--out", str(out_file),
                            "--timeout", str(TIMEOUT), "--jobs", "2"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(report.read_text())
+    data = json.loads(out_file.read_text())
     assert set(data) == {"score", "execution_time", "output", "tests"}
     assert data["score"] == 100 and data["output"].startswith("A1 100/100")
     assert len(data["tests"]) == 19
@@ -303,8 +303,8 @@ def test_grade_hang_and_crash_fail_their_task_alone(tmp_path, bundle):
         "test_conv_backward_loops_pytorch_standard"
     assert tests["test_conv_im2col_hidden_cases"]["message"] == \
         "the test process died in this test (exit code 3)"
-    assert re.search(r"\n  A1\.conv_backward_loops +0/22 +timed out\n", grade.text_report(result))
-    rows = grade.gradebook([result, result]).splitlines()
+    assert re.search(r"\n  A1\.conv_backward_loops +0/22 +timed out\n", report.text_report(result))
+    rows = report.gradebook([result, result]).splitlines()
     assert rows[0].startswith("submission,A1.conv_forward_loops,")
     assert rows[1].startswith("hang,18,0,0,10,0,28,28,100")
 
@@ -393,18 +393,18 @@ def test_grade_folder_with_the_untouched_student_version_scores_zero(tmp_path, b
     'not implemented', nothing crashed."""
     shutil.copytree(bundle[1] / "student", tmp_path / "class/alice")
     (tmp_path / "class/notes").mkdir()
-    report = tmp_path / "grades.json"
+    out_file = tmp_path / "grades.json"
     proc = subprocess.run([sys.executable, "-m", "tinynets", "grade", str(tmp_path / "class"),
                            "--grader", str(bundle[1] / "grader"), "--format", "json",
-                           "--out", str(report), "--jobs", "2"],
+                           "--out", str(out_file), "--jobs", "2"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    [result] = json.loads(report.read_text())
+    [result] = json.loads(out_file.read_text())
     assert result["submission"] == "alice" and result["score"] == 0
     assert result["max_score"] == 100
     for tag, statuses in _statuses(result).items():
         assert statuses == ["not implemented"] * len(statuses), tag
     assert [t["status"] for t in result["assignments"][0]["tasks"]] == ["not implemented"] * 5
-    assert grade.gradebook([result]).splitlines() == [
+    assert report.gradebook([result]).splitlines() == [
         "submission,A1.conv_forward_loops,A1.conv_backward_loops,A1.im2col,A1.col2im,"
         "A1.conv_im2col,A1,total,max,notes", "alice,0,0,0,0,0,0,0,100,"]
