@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,7 +37,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .report import gradebook, gradescope_report, text_report
 from .spec import is_hidden, select
@@ -113,6 +114,26 @@ def read_submission(sub: Path, edited: List[str]):
         else:
             files[rel] = (sub / rel).read_bytes()
     return files, notes
+
+
+def submission_commit(sub: Path) -> Optional[str]:
+    """The commit a clone has checked out, read from .git without running git (a
+    submission's git config could run commands); None if not a clone."""
+    git = sub / ".git"
+    try:
+        head = (git / "HEAD").read_text(encoding="ascii").strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            if not re.fullmatch(r"refs/[\w./-]+", ref) or ".." in ref:
+                return None
+            if (git / ref).is_file():
+                head = (git / ref).read_text(encoding="ascii").strip()
+            else:
+                lines = (git / "packed-refs").read_text(encoding="ascii").splitlines()
+                head = next((ln.split()[0] for ln in lines if ln.endswith(" " + ref)), "")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return head if re.fullmatch(r"[0-9a-f]{40}", head) else None
 
 
 def _deny_roots(grader: Path, sub: Path) -> List[str]:
@@ -289,7 +310,8 @@ def grade_one(sub: Path, grader: Path, manifest: dict, chosen: List[str],
                            "max_score": sum(t["max_score"] for t in tasks)})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"submission": sub.name, "source_commit": manifest["source_commit"],
+    return {"submission": sub.name, "submission_commit": submission_commit(sub),
+            "source_commit": manifest["source_commit"],
             "score": sum(a["score"] for a in report),
             "max_score": sum(a["max_score"] for a in report),
             "assignments": report, "notes": notes,

@@ -8,7 +8,8 @@ from typing import List
 
 
 def text_report(r: dict) -> str:
-    lines = [f"submission {r['submission']}: {r['score']}/{r['max_score']} points "
+    commit = f" at commit {r['submission_commit'][:12]}" if r.get("submission_commit") else ""
+    lines = [f"submission {r['submission']}{commit}: {r['score']}/{r['max_score']} points "
              f"(graded in {r['execution_time']:.1f} s)"]
     lines += [f"  note: {n}" for n in r["notes"]]
     for a in r["assignments"]:
