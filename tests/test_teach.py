@@ -190,6 +190,20 @@ def test_assign_refuses_planted_leaks(tmp_path, bundle, capsys):
     assert not (tmp_path / "out/student").exists() and not (tmp_path / "out/grader").exists()
 
 
+def test_grade_refuses_a_bundle_that_differs_from_its_manifest(tmp_path, bundle):
+    grader = tmp_path / "grader"
+    shutil.copytree(bundle[1] / "grader", grader)
+    stub = grader / "student" / NAIVE
+    original = stub.read_text()
+    stub.write_text(original + "\n# changed\n")
+    with pytest.raises(grade.BundleError, match=f"student differs from its manifest.*{NAIVE}"):
+        grade.load_bundle(grader)
+    stub.write_text(original)
+    (grader / "hidden/extra.py").write_text("")
+    with pytest.raises(grade.BundleError, match=r"hidden differs from its manifest \(\['extra.py'\]"):
+        grade.load_bundle(grader)
+
+
 def test_leaks_finds_markers_outputs_and_bytecode(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n    ### END SOLUTION\n")
     (tmp_path / "n.ipynb").write_text(json.dumps({"cells": [
@@ -266,7 +280,11 @@ HIDDEN_NAMES = {"test_conv_forward_loops_definition_random", "test_conv_forward_
 
 def test_grade_one_task_scores_exactly_its_points_and_twice_the_same(tmp_path, bundle):
     sub = _submission(tmp_path / "only_im2col", bundle, solved={"A1.im2col"})
+    subprocess.run(["git", "init", "-q", str(sub)], check=True)
+    _git(sub, "add", ".")
+    _git(sub, "-c", "user.email=s@example.org", "-c", "user.name=s", "commit", "-qm", "A1")
     first, second = _grade(sub, bundle), _grade(sub, bundle)
+    assert first["submission_commit"] == _git(sub, "rev-parse", "HEAD")
     assert first["score"] == 18
     assert _scores(first) == {"A1.conv_forward_loops": 0, "A1.conv_backward_loops": 0,
                               "A1.im2col": 18, "A1.col2im": 0, "A1.conv_im2col": 0}
