@@ -43,6 +43,7 @@ def unpad(xp: np.ndarray, padding: Pad4) -> np.ndarray:
 def conv2d_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: int,
                  padding: Pad4, groups: int = 1) -> np.ndarray:
     """out[n, co, i, j] = b[co] + sum_{c,ki,kj} w[co, c, ki, kj] * xp[n, g*Cg + c, i*s + ki, j*s + kj]."""
+    ### BEGIN SOLUTION A1.conv_forward_loops
     N, C, H, W = x.shape
     C_out, Cg, KH, KW = w.shape
     Og = C_out // groups                               # output channels per group
@@ -60,12 +61,14 @@ def conv2d_loops(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: 
     if b is not None:
         out += b[None, :, None, None]
     return out
+    ### END SOLUTION
 
 
 def conv2d_loops_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,
                           padding: Pad4, groups: int = 1):
     """Gradients of ``conv2d_loops``: every output pixel sends dout back along the
     same connections it came from. Returns (dx, dw, db)."""
+    ### BEGIN SOLUTION A1.conv_backward_loops
     C_out, Cg, KH, KW = w.shape
     Og = C_out // groups
     xp = pad_input(x, padding)
@@ -83,6 +86,7 @@ def conv2d_loops_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride
                 dw[g * Og:(g + 1) * Og] += np.tensordot(d, patch, axes=([0], [0]))
                 dxp[:, g * Cg:(g + 1) * Cg, rows, cols] += np.tensordot(d, wg, axes=([1], [0]))
     return unpad(dxp, padding), dw, dout.sum(axis=(0, 2, 3))
+    ### END SOLUTION
 
 
 # --------------------------------------------------------------------------
@@ -94,10 +98,12 @@ def im2col_strided(xp: np.ndarray, KH: int, KW: int, stride: int) -> np.ndarray:
     ``sliding_window_view`` makes a view of shape (N, C, H', W', KH, KW) without
     copying; only the final reshape copies. Row index = c*KH*KW + ki*KW + kj.
     """
+    ### BEGIN SOLUTION A1.im2col
     N, C = xp.shape[:2]
     win = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::stride, ::stride]
     OH, OW = win.shape[2:4]
     return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * KH * KW, OH * OW)
+    ### END SOLUTION
 
 
 def col2im_taps(cols: np.ndarray, padded_shape, KH: int, KW: int, stride: int,
@@ -107,6 +113,7 @@ def col2im_taps(cols: np.ndarray, padded_shape, KH: int, KW: int, stride: int,
     cols (N, C*KH*KW, H'*W') -> dxp (N, C, Hp, Wp). Overlapping windows add up,
     which is why this is a sum and not a copy (a transposed convolution).
     """
+    ### BEGIN SOLUTION A1.col2im
     N, C = padded_shape[:2]
     cols = cols.reshape(N, C, KH, KW, OH, OW)
     dxp = np.zeros(padded_shape, dtype=cols.dtype)
@@ -114,10 +121,12 @@ def col2im_taps(cols: np.ndarray, padded_shape, KH: int, KW: int, stride: int,
         for kj in range(KW):
             dxp[:, :, ki:ki + stride * OH:stride, kj:kj + stride * OW:stride] += cols[:, :, ki, kj]
     return dxp
+    ### END SOLUTION
 
 
 def conv2d_im2col(x, w, b, stride: int, padding: Pad4, groups: int = 1):
     """Convolution as a batched GEMM. Returns (out, cols); cols is what backward needs."""
+    ### BEGIN SOLUTION A1.conv_im2col
     N = x.shape[0]
     C_out, Cg, KH, KW = w.shape
     OH = out_size(x.shape[2], KH, stride, padding[0], padding[1])
@@ -129,10 +138,12 @@ def conv2d_im2col(x, w, b, stride: int, padding: Pad4, groups: int = 1):
     if b is not None:
         out += b[None, :, None, None]
     return out, cols
+    ### END SOLUTION
 
 
 def conv2d_im2col_backward(dout, cols, x_shape, w, stride: int, padding: Pad4, groups: int = 1):
     """dW = dout @ cols^T (summed over the batch); dcols = W^T @ dout, folded by col2im."""
+    ### BEGIN SOLUTION A1.conv_im2col
     N, C, H, W = x_shape
     C_out, Cg, KH, KW = w.shape
     OH, OW = dout.shape[2:]
@@ -143,6 +154,7 @@ def conv2d_im2col_backward(dout, cols, x_shape, w, stride: int, padding: Pad4, g
     padded = (N, C, H + padding[0] + padding[1], W + padding[2] + padding[3])
     dxp = col2im_taps(dcols.reshape(N, C * KH * KW, OH * OW), padded, KH, KW, stride, OH, OW)
     return unpad(dxp, padding), dw, dout.sum(axis=(0, 2, 3))
+    ### END SOLUTION
 
 
 # --------------------------------------------------------------------------

@@ -99,6 +99,8 @@ COMMANDS = {
     "bench": ("tinynets.bench.command", "time layers, networks, memory and JIT cost (vs PyTorch)"),
     "train": ("tinynets.training.command", "train a model on digits (embedded) or CIFAR-10, resumable"),
     "classify": ("tinynets.tools.classify", "top-k ImageNet classes of a photo (pretrained weights)"),
+    "assign": ("tinynets.teach.assign", "student version and grader bundle of the assignments"),
+    "grade": ("tinynets.teach.grade", "grade a submission (or a folder of them) with a grader bundle"),
 }
 
 

@@ -1,0 +1,128 @@
+"""Checks shared by the assignments' tests (visible and hidden).
+
+A student's code is compared with the PyTorch references in ``tests/fixtures/layers.npz``
+or with finite differences of the student's own forward: never with a library function
+that the student version has stubbed. The messages say what magnitude to expect, as in
+CS231n ("relative error should be below 1e-8").
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "layers.npz")
+
+
+def rel_error(a, b) -> float:
+    """CS231n's relative error: the worst element-wise |a - b| / max(1e-8, |a| + |b|)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def expect_close(what: str, got, want, tol: float = 1e-8) -> None:
+    """Raise AssertionError naming ``what``, the expected magnitude and the error found."""
+    got = np.asarray(got)
+    want = np.asarray(want)
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: expected shape {want.shape}, got {got.shape}")
+    err = rel_error(got, want)
+    if not err < tol:                                  # also catches NaN
+        raise AssertionError(f"{what}: relative error should be below {tol:.0e}, got {err:.2e}")
+
+
+def numerical_gradient(f, array: np.ndarray, dout: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Central differences of sum(f() * dout) with respect to ``array`` (perturbed in place,
+    then restored). Convolution is linear in x and in w, so the only error is rounding."""
+    grad = np.zeros_like(array)
+    flat, gflat = array.reshape(-1), grad.reshape(-1)
+    for i in range(array.size):
+        old = flat[i]
+        flat[i] = old + h
+        pos = np.sum(f() * dout)
+        flat[i] = old - h
+        neg = np.sum(f() * dout)
+        flat[i] = old
+        gflat[i] = (pos - neg) / (2 * h)
+    return grad
+
+
+def expect_gradients(what: str, f, x, w, dout, grads) -> None:
+    """(dx, dw, db) = ``grads`` against central differences of ``f`` (which reads x and w)
+    and db = dout summed over N, H, W; ``what`` names the function and the case."""
+    dx, dw, db = grads
+    expect_close(f"{what} dx vs finite differences", dx, numerical_gradient(f, x, dout), 1e-7)
+    expect_close(f"{what} dw vs finite differences", dw, numerical_gradient(f, w, dout), 1e-7)
+    expect_close(f"{what} db", db, dout.sum(axis=(0, 2, 3)))
+
+
+def dx_by_col2im(case):
+    """The input gradient as unpad(col2im_taps(W^T @ dout)), groups=1 (student's col2im)."""
+    from tinynets.kernels import conv_naive
+    N, C, H, W = case.x.shape
+    C_out, _, KH, KW = case.weight.shape
+    OH, OW = case.dout.shape[2:]
+    dcols = case.weight.reshape(C_out, -1).T @ case.dout.reshape(N, C_out, OH * OW)
+    t, b, l, r = case.pads
+    dxp = conv_naive.col2im_taps(dcols, (N, C, H + t + b, W + l + r), KH, KW, case.stride, OH, OW)
+    return conv_naive.unpad(dxp, case.pads)
+
+
+def conv_cases(*names: str):
+    """The fixture's convolution cases with these ids (e.g. "conv/05"), as namespaces with
+    x, weight, bias (or None), dout, out, dx, dweight, dbias, stride, pads, groups, name."""
+    cases = []
+    with np.load(FIXTURE, allow_pickle=False) as npz:
+        for key in names:
+            cfg = json.loads(str(npz[key + "/config"]))
+            get = lambda k: npz[f"{key}/{k}"] if f"{key}/{k}" in npz.files else None  # noqa: E731
+            cases.append(SimpleNamespace(
+                name=f"{key} ({cfg['name']})", x=get("x"), weight=get("weight"), bias=get("bias"),
+                dout=get("dout"), out=get("out"), dx=get("dx"), dweight=get("dweight"),
+                dbias=get("dbias"), stride=cfg["stride"], pads=tuple(cfg["pads_tblr"]),
+                groups=cfg["groups"]))
+    return cases
+
+
+@pytest.fixture
+def checks():
+    return SimpleNamespace(rel_error=rel_error, expect_close=expect_close,
+                           numerical_gradient=numerical_gradient, conv_cases=conv_cases,
+                           expect_gradients=expect_gradients, dx_by_col2im=dx_by_col2im)
+
+
+def _compiled_kernels():
+    """(kernel name, number of compiled signatures) of every Numba kernel in tinynets."""
+    if "numba" not in sys.modules:
+        return {}
+    from numba.core.dispatcher import Dispatcher
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tinynets.") and module is not None:
+            for attr, value in list(vars(module).items()):
+                if isinstance(value, Dispatcher):
+                    found[f"{name}.{attr}"] = len(value.signatures)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _numpy_only(request):
+    """A1 asks for NumPy code, so an A1 test fails if a Numba kernel compiled during it;
+    when graded (TINYNETS_GRADING=1: a fresh process that runs only A1 tests), if any
+    kernel has compiled at all. The assignment is not solved by calling the fast kernel,
+    and grading needs no JIT."""
+    if request.node.get_closest_marker("A1") is None:
+        yield
+        return
+    before = {} if os.environ.get("TINYNETS_GRADING") == "1" else _compiled_kernels()
+    yield
+    called = sorted(k for k, n in _compiled_kernels().items() if n > before.get(k, 0))
+    if called:
+        raise AssertionError(f"this code called the Numba kernel(s) {', '.join(called)}; "
+                             "A1 asks for the NumPy versions, written by you")
