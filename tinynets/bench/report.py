@@ -17,6 +17,7 @@ def machine_info(cfg, threads: int, threads_set: Dict[str, int], tb, load_start:
                  seconds: float) -> Dict[str, str]:
     """CPU, cores, versions, threads, date and load: the header of ``bench.md``."""
     import numba
+    from .. import runtime
     cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -35,8 +36,7 @@ def machine_info(cfg, threads: int, threads_set: Dict[str, int], tb, load_start:
         "logical cores": str(os.cpu_count()),
         "threads": f"{threads}: Numba {threads_set['numba']} ({layer} layer), BLAS {blas}"
                    + (f", torch {threads}" if tb is not None else ""),
-        "OpenMP wait policy": f"tinynets {os.environ.get('OMP_WAIT_POLICY', 'default')}; torch's "
-                              "timings run in their own process with torch's own setting",
+        "process-wide settings": "; ".join(f"{k}: {v}" for k, v in runtime.STATE.items()),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -148,11 +148,9 @@ def conventions(cfg) -> List[str]:
         "JIT: wall time from just before spawning a fresh process to the end of its first "
         "train step (interpreter start, imports, model build, step): cold = empty NUMBA_CACHE_DIR "
         "(a fresh temporary folder), warm = the same folder again; torch (no JIT) for reference.",
-        "Threads: Numba, numpy's OpenBLAS and torch get the same count. torch shares Numba's "
-        "OpenMP runtime, and `import tinynets` sets its wait policy to PASSIVE (unless "
-        "OMP_WAIT_POLICY is given), which slows torch's small ops (batch-1 inference 45 ms "
-        "instead of 20 ms here), so torch's layer and network timings run in a fresh process "
-        "that never imports tinynets. The memory and JIT children of both import tinynets.",
+        "Threads: Numba, numpy's OpenBLAS and torch get the same count. torch's layer and "
+        "network timings run in a fresh process that never imports tinynets, so that each "
+        "library is timed alone; the memory and JIT children of both import tinynets.",
         "BN folding: tinynets against itself, `model.eval()` under `no_grad()`, the unfolded "
         "and the folded model timed in alternation (medians); speed-up = unfolded / folded.",
         "Targets (issue 4): train step ≤ 1.5×, inference ≤ 2×, depthwise < 1×, memory ≤ 1.5×, "
