@@ -56,7 +56,7 @@ def _set_priority() -> str:
     _applied["priority"] = list(numba.config.THREADING_LAYER_PRIORITY)
     numba.config.THREADING_LAYER_PRIORITY = list(PRIORITY)
     tbb = _load_pip_tbb()
-    return "preference " + " > ".join(PRIORITY) + (f" (TBB from {tbb})" if tbb else "")
+    return "preference " + " > ".join(PRIORITY) + (" (TBB loaded from the tbb package)" if tbb else "")
 
 
 def _load_pip_tbb() -> str:
