@@ -36,7 +36,7 @@ def test_quick_bench_writes_the_table_with_every_row(quick_run):
     for label in LAYER_LABELS + bench.MODELS:
         assert label in text, label
     for heading in ("## Layers", "## Networks", "## Peak memory", "## BatchNorm folding",
-                    "## Conventions"):
+                    "## Together", "## Conventions"):
         assert heading in text
     assert "## JIT" not in text and "--only jit" in text        # --quick leaves it out, says so
     for info in ("**CPU**", "**numpy**", "**numba**", "**threads**", "**date**"):
@@ -44,9 +44,36 @@ def test_quick_bench_writes_the_table_with_every_row(quick_run):
     assert "3× forward FLOPs" in text and "--no-torch" in text
     layer_rows = [line for line in text.splitlines() if line.startswith("| depthwise")]
     assert len(layer_rows) == 8 and all("< 1×" in r for r in layer_rows)
-    assert text.count("| train step |") == 3 and text.count("| inference |") == 3
-    fold_rows = [line for line in text.splitlines() if "| inference b" in line]
+    lines = text.splitlines()
+    for step in ("train step", "inference"):                    # the networks table
+        assert sum(line.startswith(f"| {m} | {step} |") for m in bench.MODELS for line in lines) == 3
+    fold_rows = [line for line in lines if "| inference b" in line
+                 and line.startswith(("| mobilenet", "| efficientnet"))]
     assert len(fold_rows) == 8 and all(line.endswith("× |") for line in fold_rows)
+
+
+def test_quick_together_section_runs_tinynets_and_says_torch_is_absent(quick_run):
+    out, _ = quick_run
+    text = (out / "bench.md").read_text(encoding="utf-8")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| tinynets alone |")]
+    assert [r[1] for r in rows] == ["inference b1", "train step"]
+    for r in rows:
+        assert float(r[3].replace(",", "")) > 0 and r[4] == "1.00×"     # timed; its own yardstick
+    assert not any(line.startswith("| torch alone |") for line in text.splitlines())
+    assert "Together: torch is absent (--no-torch given)" in text
+
+
+def test_together_child_imports_only_what_its_scenario_names():
+    """A child process of the together section imports tinynets only when its scenario
+    says so: here, alone, torch is never imported."""
+    from tinynets.bench import together
+    r = together.run_child(dict(scenario="tinynets alone", model="mobilenet_v3_small", batch=2,
+                                res=32, threads=1, infer_repeats=1, train_repeats=1, warmup=0))
+    assert r["modules"] == ["tinynets"] and r["tinynets inference"] > 0
+    assert r["threading layer"] in ("tbb", "workqueue", "omp")
+    times = {"tinynets alone": {"tinynets inference": 2.0}, "x": {"tinynets inference": 3.0}}
+    assert together.ratio(times, "x", "tinynets inference") == 1.5
+    assert together.ratio(times, "x", "torch inference") is None
 
 
 def test_quick_bench_writes_a_png_plot(quick_run):
@@ -77,7 +104,7 @@ def test_ratio_and_targets():
 
 def test_sections_from_only():
     assert bench.parse_sections(None, quick=False) == list(bench.SECTIONS)
-    assert bench.parse_sections(None, quick=True) == ["layers", "networks", "memory", "fold"]
+    assert bench.parse_sections(None, quick=True) == ["layers", "networks", "memory", "fold", "together"]
     assert bench.parse_sections(["layers,jit", "memory", "jit"], quick=True) == ["layers", "jit", "memory"]
     with pytest.raises(ValueError, match="nope"):
         bench.parse_sections(["layers,nope"], quick=False)

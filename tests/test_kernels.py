@@ -276,3 +276,35 @@ def test_vectorised_float32_exp_is_accurate():
     got = exp_neg(z, kernels_norm.act_constants(np.float32))
     rel = np.abs(got / np.exp(-z.astype(np.float64)) - 1)
     assert got.dtype == np.float32 and rel.max() < 2e-7, rel.max()
+
+
+def test_only_the_case_that_runs_compiles_and_says_so(tmp_path):
+    """From an empty Numba cache, a 3x3 stride-1 depthwise forward in float32 compiles its
+    own kernel only (not the other cases, not the float64 twin) and prints one line."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np\n"
+            "from tinynets.kernels import depthwise as d\n"
+            "x = np.ones((1, 2, 6, 6), np.float32); w = np.ones((2, 1, 3, 3), np.float32)\n"
+            "assert d.depthwise_forward(x, w, 1, 1, 1, 6, 6).shape == (1, 2, 6, 6)\n"
+            "print(sorted(k for k, v in vars(d).items() if hasattr(v, 'signatures') and v.signatures))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "['forward_3x3s1']"
+    notices = [ln for ln in out.stderr.splitlines() if ln.startswith("tinynets: compiling")]
+    assert notices == ["tinynets: compiling depthwise.forward_3x3s1 (float32) for its first use; "
+                       "later runs load it from the cache"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_float64_runs_on_the_one_thread_twin(dtype, rng):
+    from tinynets.kernels import norm as kernels_norm
+    x = rng.standard_normal((2, 3, 5, 5)).astype(dtype)
+    mean, var = kernels_norm.bn_stats(x)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    twin, parallel = kernels_norm._bn_stats_1t, kernels_norm._bn_stats
+    used, unused = (twin, parallel) if dtype == np.float64 else (parallel, twin)
+    assert any(str(s[0].dtype) == np.dtype(dtype).name for s in used.signatures)
+    assert not any(str(s[0].dtype) == np.dtype(dtype).name for s in unused.signatures)

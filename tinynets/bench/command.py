@@ -18,11 +18,14 @@ jit
     with an empty and then the same, filled, Numba cache (``bench.proc.jit_child``);
 fold
     inference (batch 1 and 16) of the three networks and efficientnet_lite0 with and
-    without BatchNorm folded into the convolutions (``tn.fold_bn``): tinynets only.
+    without BatchNorm folded into the convolutions (``tn.fold_bn``): tinynets only;
+together
+    mobilenet_v2's batch-1 inference and train step with tinynets and torch in one
+    process, in each import order, against each library alone (``together.py``).
 
 Times are medians after warm-up runs. When ``import torch`` works, the same work runs in
-PyTorch and each row gets the ratio tinynets / torch and, where issue 4 sets one, its
-target. Tables go to ``OUT/bench.md`` and the plot to ``OUT/bench.png``. ``--quick``
+PyTorch and each row gets the ratio tinynets / torch and, where the project sets one, its
+goal. Tables go to ``OUT/bench.md`` and the plot to ``OUT/bench.png``. ``--quick``
 shrinks every size and leaves out ``jit`` unless asked for (for tests and CI, ~20 s).
 
 This file runs the sections; the work itself is in ``tn_jobs.py`` (tinynets) and
@@ -45,13 +48,13 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import tinynets as tn
 
-from . import tn_jobs, torch_jobs
+from . import together, tn_jobs, torch_jobs
 from .proc import run_child, set_threads
 from .torch_jobs import time_it
 
-SECTIONS = ("layers", "networks", "memory", "jit", "fold")
+SECTIONS = ("layers", "networks", "memory", "jit", "fold", "together")
 MODELS = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0")
-# issue 4's targets for tinynets / torch: (comparison, limit)
+# the goals for tinynets / torch: (comparison, limit)
 TARGETS = {"depthwise": ("<", 1.0), "train step": ("≤", 1.5), "inference": ("≤", 2.0),
            "memory": ("≤", 1.5)}
 
@@ -238,6 +241,27 @@ def bench_jit(cfg: Config, tb, threads: int, log, notes: List[str]) -> List[Row]
     return rows
 
 
+def bench_together(cfg: Config, tb, threads: int, log, notes: List[str]) -> List[Row]:
+    """tinynets and torch in one process, in each import order (``together.py``): a row per
+    scenario and workload, with each library's time there and alone."""
+    why = "--no-torch given" if tb is None else together.torch_available()
+    if why:
+        notes.append(f"Together: torch is absent ({why}); only tinynets alone was timed.")
+    rounds = 1 if cfg.name == "quick" else 3
+    times = together.run("mobilenet_v2", cfg.batch, cfg.res, threads, rounds, cfg.infer_repeats,
+                         cfg.train_repeats, cfg.warmup, with_torch=not why, log=log)
+    rows = []
+    for scenario, t in times.items():
+        for work, step, shape in (("inference", "inference b1", (1, 3, cfg.res, cfg.res)),
+                                  ("train step", "train step", (cfg.batch, 3, cfg.res, cfg.res))):
+            rows.append(Row("together", scenario, step, _shape(shape),
+                            t.get(f"tinynets {work}"), torch=t.get(f"torch {work}"),
+                            extra={"tn_ratio": together.ratio(times, scenario, f"tinynets {work}"),
+                                   "torch_ratio": together.ratio(times, scenario, f"torch {work}"),
+                                   "layer": t.get("threading layer")}))
+    return rows
+
+
 # ------------------------------------------------------------------ command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="threads for Numba, BLAS and torch (2)")
@@ -301,7 +325,8 @@ def run(args: argparse.Namespace) -> int:
                 "networks": lambda: bench_networks(cfg, tb, args.threads, log),
                 "memory": lambda: bench_memory(cfg, tb, args.threads, log, notes),
                 "jit": lambda: bench_jit(cfg, tb, args.threads, log, notes),
-                "fold": lambda: bench_fold(cfg, log)}
+                "fold": lambda: bench_fold(cfg, log),
+                "together": lambda: bench_together(cfg, tb, args.threads, log, notes)}
     for section in only:
         t0 = time.perf_counter()
         rows += sections[section]()

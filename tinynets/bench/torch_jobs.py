@@ -4,10 +4,9 @@ torch is never a dependency of tinynets: :func:`load` imports it lazily and retu
 None, with the reason, when it is missing. Networks come from ``torchvision.models``
 when torchvision imports, else they are skipped.
 
-The timings run in a fresh process (:func:`run_in_child` runs this file as a script),
-because ``import tinynets`` sets OMP_WAIT_POLICY=PASSIVE and torch shares Numba's
-OpenMP runtime: in the same process torch's batch-1 inference took 45 ms instead of
-20 ms. The child imports nothing from tinynets and gets the environment the user has.
+The timings run in a fresh process (:func:`run_in_child` runs this file as a script)
+that imports nothing from tinynets and gets the environment the user has: each library is
+timed alone here (``together.py`` times them in one process).
 """
 from __future__ import annotations
 
@@ -55,11 +54,7 @@ def time_it(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
 
 
 def load(threads: int) -> Tuple[Optional["TorchBench"], str]:
-    """(a ``TorchBench`` with ``threads`` threads, "") or (None, why torch is absent).
-
-    torch shares the process's OpenMP runtime with Numba, and with it the wait policy
-    that ``import tinynets`` sets (OMP_WAIT_POLICY=PASSIVE unless the user set one).
-    """
+    """(a ``TorchBench`` with ``threads`` threads, "") or (None, why torch is absent)."""
     try:
         import torch
     except Exception as err:      # ImportError, or a broken install
@@ -185,12 +180,8 @@ def time_jobs(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
 
 
 def run_in_child(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
-    """:func:`time_jobs` in a fresh ``python`` running this file, without tinynets'
-    OpenMP setting (unless the user set OMP_WAIT_POLICY), with ``threads`` threads."""
-    import tinynets
+    """:func:`time_jobs` in a fresh ``python`` running this file, with ``threads`` threads."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    if tinynets._OMP_POLICY_SET_HERE:
-        env.pop("OMP_WAIT_POLICY", None)
     proc = subprocess.run([sys.executable, __file__], input=json.dumps(dict(jobs=jobs, threads=threads)),
                           capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

@@ -8,4 +8,39 @@
 
 Each kernel module is self-contained: Numba's disk cache would not notice an edit to a
 function that a kernel inlines from another file.
+
+A kernel compiles the first time it runs with a new case or dtype (2-8 s each), then Numba
+keeps it in its disk cache: next to the sources, or in the user's cache folder where the
+package folder is read-only (``NUMBA_CACHE_DIR`` chooses another). So that a first run is
+not minutes of silence, each compilation prints one line to stderr as it starts.
 """
+from __future__ import annotations
+
+import sys
+
+from numba.core import event
+
+
+class _CompileNotice(event.Listener):
+    """Prints "tinynets: compiling ..." when Numba starts compiling one of tinynets' kernels
+    (not when it loads one from its cache: Numba sends no compile event then), once per
+    kernel and signature; the functions a kernel calls compile inside it, unannounced."""
+
+    def __init__(self):
+        self.depth = 0
+
+    def on_start(self, ev):
+        self.depth += 1
+        func = ev.data["dispatcher"].py_func
+        if self.depth == 1 and func.__module__.startswith(__name__ + "."):
+            dtypes = sorted({str(a.dtype) for a in ev.data["args"] if hasattr(a, "dtype")})
+            name = func.__name__.lstrip("_").removesuffix("_1t")     # the public kernel's name
+            print(f"tinynets: compiling {func.__module__.rsplit('.', 1)[-1]}.{name} "
+                  f"({', '.join(dtypes)}) for its first use; later runs load it from the cache",
+                  file=sys.stderr, flush=True)
+
+    def on_end(self, ev):
+        self.depth -= 1
+
+
+event.register("numba:compile", _CompileNotice())

@@ -188,21 +188,37 @@ def _split_columns(xp):
     return E, O
 
 
+# The cases a kernel is compiled for. Each public kernel below is a small parallel function
+# that passes one of these as a constant to an inlined body, and Numba drops the branches of
+# the other cases before it compiles: only the code that runs is compiled, once per case
+# and dtype, the first time that case runs. One kernel holding every case took 22 s to
+# compile (MobileNetV2 uses two of its five cases); one case takes 2-5 s.
+# Each kernel also has a one-thread twin, ``*_1t``, for float64: the checking precision
+# (gradient checks, parity tests) runs on tiny inputs, and a kernel without
+# ``parallel=True`` compiles in about 40 % less time (5x5 stride 2: 4.9 s against 7.9 s).
+ANY, K3S1, K5S1, K5S2 = 0, 1, 2, 3
+
+
+def _threads_for(kernel, a):
+    """``kernel`` for float32, its one-thread twin for float64 (see above)."""
+    return globals()[kernel.__name__ + "_1t"] if a.dtype == np.float64 else kernel
+
+
 @njit(cache=True, inline="always")
-def _depthwise_plane(xp, wk, o, stride, OH, OW):
+def _depthwise_plane(xp, wk, o, stride, OH, OW, case):
     """One output plane o (OH, OW) from a zero-padded input plane xp and taps wk (KH, KW).
 
-    3x3 and 5x5 are written out: every output value is computed in one pass with all
-    its taps in registers, and written once. Other sizes accumulate tap by tap.
-    (``depthwise_forward`` sends 3x3 and 5x5 at stride 2 to ``depthwise_plane_3x3s2``/``_5x5s2``.)
+    3x3 and 5x5 at stride 1 (``case`` K3S1, K5S1) are written out: every output value is
+    computed in one pass with all its taps in registers, and written once. Other sizes
+    (``ANY``) accumulate tap by tap. (3x3 and 5x5 at stride 2 have their own kernels.)
     """
     KH, KW = wk.shape
-    if KH == 3 and KW == 3 and stride == 1:
+    if case == K3S1:
         for i in range(OH):
             r0, r1, r2, orow = xp[i], xp[i + 1], xp[i + 2], o[i]
             for j in range(OW):
                 orow[j] = _row3(r0, wk[0], j) + _row3(r1, wk[1], j) + _row3(r2, wk[2], j)
-    elif KH == 5 and KW == 5 and stride == 1:
+    elif case == K5S1:
         # three passes of at most ten taps, whose weights stay in AVX2's 16 registers (one
         # pass reloaded 12 of the 25 from the stack): (16, 144, 56, 56), one thread,
         # 11.6 ms in one pass, 10.1 ms so (as ``depthwise_plane_3x3s2``)
@@ -226,38 +242,107 @@ def _depthwise_plane(xp, wk, o, stride, OH, OW):
                         orow[j] += wv * xrow[j * stride + kj]
 
 
-@njit(parallel=True, cache=True)
 def depthwise_forward(x, w, stride, pt, pl, OH, OW):
     """x (N, C, H, W), w (C*m, 1, KH, KW) -> out (N, C*m, OH, OW).
 
     out[n, co] = sum_{ki,kj} w[co, 0, ki, kj] * x_padded[n, co // m, i*s + ki, j*s + kj]
+
+    Picks the kernel for the kernel size and stride; each compiles on its first use.
     """
+    K = w.shape[2:]
+    if K == (3, 3) and stride in (1, 2):
+        return _threads_for(forward_3x3s1 if stride == 1 else forward_3x3s2, x)(x, w, pt, pl, OH, OW)
+    if K == (5, 5) and stride in (1, 2):
+        return _threads_for(forward_5x5s1 if stride == 1 else forward_5x5s2, x)(x, w, pt, pl, OH, OW)
+    return _threads_for(forward_any, x)(x, w, stride, pt, pl, OH, OW)
+
+
+@njit(cache=True, inline="always")
+def _forward(x, w, stride, pt, pl, OH, OW, case):
+    """The body of the forward kernels except 3x3 stride 2: one plane per iteration."""
     N, C = x.shape[0], x.shape[1]
     Co, _, KH, KW = w.shape
     m = Co // C
     Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW
     out = np.empty((N, Co, OH, OW), dtype=x.dtype)
-    if stride == 2 and KH == 3 and KW == 3:
-        # blocks of 32 planes, each allocating its scratch planes once, not three per plane
-        # (numba.get_num_threads() here would stop Numba from caching the function).
-        # With the one-pass split of ``depthwise_plane_3x3s2``: (16, 144, 56, 56), 2 threads, 2.77 -> 2.25 ms
-        P, B = N * Co, 32
-        for b in prange((P + B - 1) // B):
-            xp = np.empty((2 * OH + 1, 2 * OW + 2), dtype=x.dtype)
-            E = np.empty((2 * OH + 1, OW + 1), dtype=x.dtype)
-            O = np.empty((2 * OH + 1, OW + 1), dtype=x.dtype)
-            for nc in range(b * B, min(P, b * B + B)):
-                n, co = nc // Co, nc % Co
-                depthwise_plane_3x3s2(x[n, co // m], w[co, 0], out[n, co], pt, pl, xp, E, O)
-        return out
-    phases = stride == 2 and KH == 5 and KW == 5
     for nc in prange(N * Co):
         n, co = nc // Co, nc % Co
-        if phases:
+        if case == K5S2:
             depthwise_plane_5x5s2(x[n, co // m], w[co, 0], out[n, co], pt, pl)
         else:
             xp = _padded_plane(x[n, co // m], pt, pl, Hp, Wp)
-            _depthwise_plane(xp, w[co, 0], out[n, co], stride, OH, OW)
+            _depthwise_plane(xp, w[co, 0], out[n, co], stride, OH, OW, case)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def forward_3x3s1(x, w, pt, pl, OH, OW):
+    return _forward(x, w, 1, pt, pl, OH, OW, K3S1)
+
+
+@njit(cache=True)
+def forward_3x3s1_1t(x, w, pt, pl, OH, OW):
+    return _forward(x, w, 1, pt, pl, OH, OW, K3S1)
+
+
+@njit(parallel=True, cache=True)
+def forward_5x5s1(x, w, pt, pl, OH, OW):
+    return _forward(x, w, 1, pt, pl, OH, OW, K5S1)
+
+
+@njit(cache=True)
+def forward_5x5s1_1t(x, w, pt, pl, OH, OW):
+    return _forward(x, w, 1, pt, pl, OH, OW, K5S1)
+
+
+@njit(parallel=True, cache=True)
+def forward_5x5s2(x, w, pt, pl, OH, OW):
+    return _forward(x, w, 2, pt, pl, OH, OW, K5S2)
+
+
+@njit(cache=True)
+def forward_5x5s2_1t(x, w, pt, pl, OH, OW):
+    return _forward(x, w, 2, pt, pl, OH, OW, K5S2)
+
+
+@njit(parallel=True, cache=True)
+def forward_any(x, w, stride, pt, pl, OH, OW):
+    return _forward(x, w, stride, pt, pl, OH, OW, ANY)
+
+
+@njit(cache=True)
+def forward_any_1t(x, w, stride, pt, pl, OH, OW):
+    return _forward(x, w, stride, pt, pl, OH, OW, ANY)
+
+
+@njit(parallel=True, cache=True)
+def forward_3x3s2(x, w, pt, pl, OH, OW):
+    return _forward_3x3s2(x, w, pt, pl, OH, OW)
+
+
+@njit(cache=True)
+def forward_3x3s2_1t(x, w, pt, pl, OH, OW):
+    return _forward_3x3s2(x, w, pt, pl, OH, OW)
+
+
+@njit(cache=True, inline="always")
+def _forward_3x3s2(x, w, pt, pl, OH, OW):
+    """The 3x3 stride-2 forward, in blocks of 32 planes, each allocating its scratch planes
+    once, not three per plane (numba.get_num_threads() here would stop Numba from caching
+    the function). With the one-pass split of ``depthwise_plane_3x3s2``: (16, 144, 56, 56),
+    2 threads, 2.77 -> 2.25 ms."""
+    N, C = x.shape[0], x.shape[1]
+    Co = w.shape[0]
+    m = Co // C
+    out = np.empty((N, Co, OH, OW), dtype=x.dtype)
+    P, B = N * Co, 32
+    for b in prange((P + B - 1) // B):
+        xp = np.empty((2 * OH + 1, 2 * OW + 2), dtype=x.dtype)
+        E = np.empty((2 * OH + 1, OW + 1), dtype=x.dtype)
+        O = np.empty((2 * OH + 1, OW + 1), dtype=x.dtype)
+        for nc in range(b * B, min(P, b * B + B)):
+            n, co = nc // Co, nc % Co
+            depthwise_plane_3x3s2(x[n, co // m], w[co, 0], out[n, co], pt, pl, xp, E, O)
     return out
 
 
@@ -278,15 +363,53 @@ def _dilated_plane(plane, stride, pt, pl, Hp, Wp):
     return D
 
 
-@njit(parallel=True, cache=True)
 def depthwise_backward_input(dout, w, C, stride, pt, pl, H, W):
     """dout (N, C*m, OH, OW) -> dx (N, C, H, W).
 
     The adjoint of the forward is again a depthwise correlation, with the taps flipped,
     over dout dilated by the stride and padded by K - 1 - p:
     dx[n, c] = sum_{co in group c} corr(D(dout[n, co]), w[co] flipped), stride 1.
-    So it runs on the same written-out 3x3/5x5 loops as the forward.
+    So it runs on the same written-out 3x3/5x5 loops as the forward: one kernel per
+    kernel size, each compiled on its first use.
     """
+    K = w.shape[2:]
+    kernel = backward_input_3x3 if K == (3, 3) else backward_input_5x5 if K == (5, 5) else backward_input_any
+    return _threads_for(kernel, dout)(dout, w, C, stride, pt, pl, H, W)
+
+
+@njit(parallel=True, cache=True)
+def backward_input_3x3(dout, w, C, stride, pt, pl, H, W):
+    return _backward_input(dout, w, C, stride, pt, pl, H, W, K3S1)
+
+
+@njit(cache=True)
+def backward_input_3x3_1t(dout, w, C, stride, pt, pl, H, W):
+    return _backward_input(dout, w, C, stride, pt, pl, H, W, K3S1)
+
+
+@njit(parallel=True, cache=True)
+def backward_input_5x5(dout, w, C, stride, pt, pl, H, W):
+    return _backward_input(dout, w, C, stride, pt, pl, H, W, K5S1)
+
+
+@njit(cache=True)
+def backward_input_5x5_1t(dout, w, C, stride, pt, pl, H, W):
+    return _backward_input(dout, w, C, stride, pt, pl, H, W, K5S1)
+
+
+@njit(parallel=True, cache=True)
+def backward_input_any(dout, w, C, stride, pt, pl, H, W):
+    return _backward_input(dout, w, C, stride, pt, pl, H, W, ANY)
+
+
+@njit(cache=True)
+def backward_input_any_1t(dout, w, C, stride, pt, pl, H, W):
+    return _backward_input(dout, w, C, stride, pt, pl, H, W, ANY)
+
+
+@njit(cache=True, inline="always")
+def _backward_input(dout, w, C, stride, pt, pl, H, W, case):
+    """The body of the input-gradient kernels; ``case`` is the stride-1 plane loop to use."""
     N, Co, OH, OW = dout.shape
     _, _, KH, KW = w.shape
     m = Co // C
@@ -299,13 +422,13 @@ def depthwise_backward_input(dout, w, C, stride, pt, pl, H, W):
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
     for nc in prange(N * C):                                # each thread owns one input plane
         n, ci = nc // C, nc % C
+        # with a channel multiplier, the planes after the first go to ``part`` and are added;
+        # one call site, so that the plane loop is inlined (and compiled) once
+        part = np.empty((H if m > 1 else 0, W if m > 1 else 0), dtype=dout.dtype)
         for co in range(ci * m, ci * m + m):
             D = _dilated_plane(dout[n, co], stride, KH - 1 - pt, KW - 1 - pl, Hd, Wd)
-            if co == ci * m:
-                _depthwise_plane(D, wf[co], dx[n, ci], 1, H, W)
-            else:                                           # channel multiplier: add the others
-                part = np.empty((H, W), dtype=dout.dtype)
-                _depthwise_plane(D, wf[co], part, 1, H, W)
+            _depthwise_plane(D, wf[co], dx[n, ci] if co == ci * m else part, 1, H, W, case)
+            if co > ci * m:
                 dx[n, ci] += part
     return dx
 
@@ -347,14 +470,15 @@ def _row_sums5(dr, r, s, n, a0, a1, a2, a3, a4):
 
 
 @njit(cache=True, inline="always")
-def _weight_grad_plane(d, xp, g, stride, OH, OW):
+def _weight_grad_plane(d, xp, g, stride, OH, OW, case):
     """g[ki, kj] += sum_{i,j} d[i, j] * xp[i*s + ki, j*s + kj] for one plane.
 
     One pass over d per kernel row ki and per group of taps (5, or 3 at a time), whose
     sums run side by side; the sums start from g, so they stay in the input's dtype (no float64).
+    ``case``: K5S2 for stride 2 (any size), K5S1 for 5 columns at another stride, ANY else.
     """
     KH, KW = g.shape
-    if stride == 2:                                  # unit-stride reads of the split columns
+    if case == K5S2:                                 # unit-stride reads of the split columns
         E, O = _split_columns(xp)
         for ki in range(KH):
             for kj in range(KW):
@@ -366,7 +490,7 @@ def _weight_grad_plane(d, xp, g, stride, OH, OW):
                         acc += dr[j] * r[j + off]
                 g[ki, kj] = acc
         return
-    if KW == 5:
+    if case == K5S1:
         for ki in range(KH):
             a = (g[ki, 0], g[ki, 1], g[ki, 2], g[ki, 3], g[ki, 4])
             for i in range(OH):
@@ -392,13 +516,20 @@ def _weight_grad_plane(d, xp, g, stride, OH, OW):
             g[ki, kj] = acc
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
 def depthwise_backward_weight(dout, x, KH, KW, stride, pt, pl):
     """dw (C*m, 1, KH, KW): dw[co,0,ki,kj] = sum_{n,i,j} dout[n,co,i,j] * x_padded[n, co//m, i*s+ki, j*s+kj].
 
     Parallel over output channels (each owns its own filter), so no reductions race.
-    ``reassoc`` lets LLVM vectorise the sums over the width.
+    ``reassoc`` lets LLVM vectorise the sums over the width. One kernel for stride 2, one
+    for 5-wide kernels at other strides, one for the rest; each compiles on its first use.
     """
+    kernel = (backward_weight_s2 if stride == 2 else backward_weight_k5 if KW == 5
+              else backward_weight_any)
+    return _threads_for(kernel, dout)(dout, x, KH, KW, stride, pt, pl)
+
+
+@njit(cache=True, inline="always")
+def _backward_weight(dout, x, KH, KW, stride, pt, pl, case):
     N, Co, OH, OW = dout.shape
     C = x.shape[1]
     m = Co // C
@@ -407,5 +538,35 @@ def depthwise_backward_weight(dout, x, KH, KW, stride, pt, pl):
     for co in prange(Co):
         for n in range(N):
             xp = _padded_plane(x[n, co // m], pt, pl, Hp, Wp)
-            _weight_grad_plane(dout[n, co], xp, dw[co, 0], stride, OH, OW)
+            _weight_grad_plane(dout[n, co], xp, dw[co, 0], stride, OH, OW, case)
     return dw
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
+def backward_weight_s2(dout, x, KH, KW, stride, pt, pl):
+    return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S2)
+
+
+@njit(cache=True, fastmath={"reassoc", "nsz", "contract"})
+def backward_weight_s2_1t(dout, x, KH, KW, stride, pt, pl):
+    return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S2)
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
+def backward_weight_k5(dout, x, KH, KW, stride, pt, pl):
+    return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S1)
+
+
+@njit(cache=True, fastmath={"reassoc", "nsz", "contract"})
+def backward_weight_k5_1t(dout, x, KH, KW, stride, pt, pl):
+    return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S1)
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
+def backward_weight_any(dout, x, KH, KW, stride, pt, pl):
+    return _backward_weight(dout, x, KH, KW, stride, pt, pl, ANY)
+
+
+@njit(cache=True, fastmath={"reassoc", "nsz", "contract"})
+def backward_weight_any_1t(dout, x, KH, KW, stride, pt, pl):
+    return _backward_weight(dout, x, KH, KW, stride, pt, pl, ANY)
