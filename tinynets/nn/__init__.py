@@ -3,7 +3,8 @@
 Every layer has a ``forward`` and a ``backward`` side by side (lessons 01-06):
 
 * ``module``, ``containers``, ``grad_mode``: ``Parameter``, ``Module``, ``Sequential``,
-  ``no_grad``;
+  ``no_grad``; ``caches`` (what ``keep``/``take`` guard against) and ``errors``
+  (``check_array``, qualified names in errors);
 * ``conv``, ``norm``, ``activations``, ``layers``, ``loss``: the layers;
 * ``se``, ``blocks``: squeeze-and-excitation and the blocks of MobileNet and EfficientNet;
 * ``counting``: parameters, MACs and FLOPs from each layer's own shape arithmetic.

@@ -27,7 +27,7 @@ from .activations import HardSigmoid, ReLU, ReLU6, Sigmoid, SiLU
 from .conv import Conv2d
 from .layers import Dropout
 from ..kernels import norm as kernels_norm
-from .containers import Chain, Sequential
+from .containers import Chain, Identity, Sequential
 from .counting import LayerCount
 from .grad_mode import get_rng, is_grad_enabled
 from .module import Module
@@ -79,20 +79,26 @@ class Conv2dNormActivation(Sequential):
         super().__init__(*layers)
 
     def _fusable(self) -> bool:
-        """BN and activation run as one kernel unless the activation cannot be fused or
-        has been instrumented on the instance (gradcheck's kink watch wraps its forward).
-        After ``fold_bn`` (``self[1]`` is an Identity, the conv has the bias) the fused
-        path works in place, so it is taken only where no backward can follow."""
-        if not isinstance(self[1], BatchNorm2d) and (is_grad_enabled() or self[0].bias is None):
+        """BN and activation run as one kernel while the block is still conv -> BN ->
+        [activation], with an activation the kernels know whose forward is not replaced on
+        the instance (its forward pre-hooks, e.g. gradcheck's kink watch, still run: BN
+        calls them). After ``fold_bn`` (the conv has the bias and ``self[1]`` is an
+        Identity; any other module there must run) the folded kernel works in place, so it
+        is taken only where no backward can follow and nothing watches the activation."""
+        if len(self) not in (2, 3):
             return False
-        if len(self) < 3:
+        act = self[2] if len(self) == 3 else None
+        if act is not None and (type(act) not in FUSED_ACTIVATIONS or "forward" in act.__dict__):
+            return False
+        if isinstance(self[1], BatchNorm2d):
             return True
-        act = self[2]
-        return type(act) in FUSED_ACTIVATIONS and "forward" not in act.__dict__
+        return (type(self[1]) is Identity and isinstance(self[0], Conv2d) and self[0].bias is not None
+                and not is_grad_enabled() and not (act is not None and act._forward_pre_hooks))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._fused = self._fusable()
-        if not self._fused:
+        fused = self._fusable()
+        self.keep(fused)                                # backward takes the path forward took
+        if not fused:
             return super().forward(x)
         act = self[2] if len(self) > 2 else None
         if isinstance(self[1], BatchNorm2d):
@@ -103,7 +109,8 @@ class Conv2dNormActivation(Sequential):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if not getattr(self, "_fused", False):
+        (fused,) = self.take()
+        if not fused:
             return super().backward(dout)
         return self[0].backward(self[1].backward(dout))
 

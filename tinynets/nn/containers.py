@@ -5,7 +5,7 @@ from typing import Iterator, Union
 
 import numpy as np
 
-from .module import Module
+from .module import Module, annotate
 
 
 class Chain(Module):
@@ -22,7 +22,11 @@ class Chain(Module):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         for layer in reversed(self._modules.values()):
-            dout = layer.backward(dout)
+            try:
+                dout = layer.backward(dout)
+            except Exception as err:
+                annotate(err)            # say which layer of the network raised it
+                raise
         return dout
 
 

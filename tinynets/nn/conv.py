@@ -207,9 +207,10 @@ class Conv2d(Module):
         if self.path == "pointwise":
             xr = saved                                          # (N, C_in, L)
             d = dout.reshape(N, Co, OH * OW)
-            dw = self.weight.grad.reshape(Co, C)                # a view: += writes through
-            for n in range(N):
-                dw += d[n] @ xr[n].T                            # (C_out, L) @ (L, C_in)
+            dw = d[0] @ xr[0].T                                 # (C_out, L) @ (L, C_in)
+            for n in range(1, N):
+                dw += d[n] @ xr[n].T
+            self.weight.grad += dw.reshape(self.weight.grad.shape)
             dxr = np.matmul(w.reshape(Co, C).T, d)              # (N, C_in, L)
             if s == 1:
                 return dxr.reshape(N, C, H, W)
@@ -223,9 +224,10 @@ class Conv2d(Module):
         cols = saved                                                      # (N, G, Cg*KH*KW, L)
         d = dout.reshape(N, G, Co // G, OH * OW)                          # (N, G, Og, L)
         wmat = w.reshape(G, Co // G, C // G * KH * KW)
-        dwm = self.weight.grad.reshape(G, Co // G, C // G * KH * KW)      # a view
-        for n in range(N):
-            dwm += np.matmul(d[n], cols[n].transpose(0, 2, 1))            # (G, Og, Cg*KH*KW)
+        dwm = np.matmul(d[0], cols[0].transpose(0, 2, 1))                 # (G, Og, Cg*KH*KW)
+        for n in range(1, N):
+            dwm += np.matmul(d[n], cols[n].transpose(0, 2, 1))
+        self.weight.grad += dwm.reshape(self.weight.grad.shape)
         dcols = np.matmul(wmat.transpose(0, 2, 1), d)                     # (N, G, Cg*KH*KW, L)
         dcols = dcols.reshape(N, C * KH * KW, OH * OW)
         return im2col.col2im(dcols, C, H, W, KH, KW, s, t, l, OH, OW)

@@ -3,56 +3,53 @@
 There is no autograd. Every layer writes its own ``forward(x)`` and
 ``backward(dout)``:
 
-* ``forward`` returns the output and keeps in ``self.cache`` what backward needs
+* ``forward`` returns the output and keeps what backward needs with ``self.keep(...)``
   (nothing inside ``no_grad()``);
-* ``backward`` returns dL/dx and *accumulates* (``+=``) dL/dparam into
-  ``param.grad``, exactly like ``loss.backward()`` does in PyTorch, and frees the
-  cache, as PyTorch frees its graph: one backward per forward.
+* ``backward`` takes it back with ``self.take()``, returns dL/dx and *accumulates*
+  (``+=``) dL/dparam into ``param.grad``, exactly like ``loss.backward()`` does in
+  PyTorch; taking frees the cache, as PyTorch frees its graph: one backward per forward.
+
+``keep`` pushes onto a small stack per module and ``take`` pops the latest, each cache
+stamped with the forward it belongs to (``tinynets.nn.caches`` says how that turns a
+stale or shared cache into the right gradient or a clear error). Errors raised inside a
+network name the layer by its qualified name too (``features.3.conv.0.0``).
 
 Names follow PyTorch so that ``state_dict()`` keys match torchvision's.
 """
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from . import grad_mode
+from . import caches, grad_mode
 from .counting import LayerCount, Summary
-
-
-# ----------------------------------------------------------------- checks
-def check_array(layer: "Module", x: Any, ndim: Optional[int], channels: Optional[int] = None,
-                what: str = "input") -> None:
-    """Raise a clear error naming ``layer`` if ``x`` is not what it expects.
-
-    Checks: ndarray, floating dtype, number of dimensions (unless None), size of axis 1,
-    and that the dtype equals the layer's parameter dtype (no silent casts).
-    """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{layer!r}: expected {what} as a numpy.ndarray, got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{layer!r}: expected a floating-point {what} (float32 or float64), "
-                        f"got dtype {x.dtype}; convert with x.astype(np.float32)")
-    if ndim is not None and x.ndim != ndim:
-        layout = {2: "(N, features)", 4: "(N, C, H, W)"}.get(ndim, f"{ndim} dims")
-        raise ValueError(f"{layer!r}: expected a {ndim}-D {what} {layout}, got shape {x.shape}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{layer!r}: expected {what} with {channels} channels on axis 1, "
-                         f"got {x.shape[1]} (shape {x.shape})")
-    dtype = layer.dtype
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"{layer!r}: {what} dtype {x.dtype} does not match parameter dtype "
-                        f"{dtype}; cast the input or call model.astype(np.{x.dtype})")
+from .errors import DTYPES, annotate, check_array  # noqa: F401  (check_array: the layers' import)
 
 # ----------------------------------------------------------------- parameters
 class Parameter:
-    """A trainable array ``data`` and its accumulated gradient ``grad`` (same shape)."""
+    """A trainable array ``data`` and its accumulated gradient ``grad`` (same shape and
+    dtype: assigning ``data`` an array of another dtype casts ``grad``, of another shape
+    gives a new zero ``grad``)."""
 
     def __init__(self, data: np.ndarray):
-        self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
+        self._data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self._data)
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if value.shape != self._data.shape:
+            self.grad = np.zeros(value.shape, value.dtype)
+        elif value.dtype != self._data.dtype:
+            self.grad = self.grad.astype(value.dtype)
+        self._data = value
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -67,6 +64,12 @@ class Parameter:
 
 
 # ----------------------------------------------------------------- modules
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns, as PyTorch: the keys it did not find or did not know."""
+    missing_keys: List[str]
+    unexpected_keys: List[str]
+
+
 class Module:
     """Base class: registers parameters, buffers and sub-modules by attribute name."""
 
@@ -74,10 +77,18 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_caches", [])           # (Forward, arrays) per keep, latest last
         object.__setattr__(self, "training", True)
-        object.__setattr__(self, "cache", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if "_buffers" not in self.__dict__:              # as PyTorch: plain attributes are fine
+            if isinstance(value, (Parameter, Module)):
+                kind = "parameter" if isinstance(value, Parameter) else "module"
+                raise AttributeError(f"cannot assign {kind} before Module.__init__() call: call "
+                                     f"super().__init__() first in {type(self).__name__}.__init__")
+            object.__setattr__(self, name, value)
+            return
         if name in self._buffers and isinstance(value, np.ndarray):
             self._buffers[name] = value      # e.g. ``self.running_mean *= ...`` stays a buffer
             object.__setattr__(self, name, value)
@@ -100,6 +111,13 @@ class Module:
         self._buffers[name] = value
         object.__setattr__(self, name, value)
 
+    def __getstate__(self) -> Dict[str, Any]:
+        """Copies (``copy.deepcopy``, pickling) leave the caches behind: they belong to a
+        forward of this very module."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_root", "_top_forward")}
+        state["_caches"] = []
+        return state
+
     # -- the protocol -------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -108,27 +126,123 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """``forward``, plus bookkeeping: a call from outside any other module's forward
+        starts a forward token (``tinynets.nn.caches``), and an error raised inside gets
+        the qualified name of the layer that raised it."""
+        if self._forward_pre_hooks:
+            self.run_forward_pre_hooks(*args)
+        ctx = caches.CONTEXT
+        if ctx.root is not None:                       # inside another module's forward
+            object.__setattr__(self, "_root", ctx.root)
+            try:
+                return self.forward(*args, **kwargs)
+            except Exception as err:
+                annotate(err)
+                raise
+        ctx.root = weakref.ref(self)
+        object.__setattr__(self, "_root", ctx.root)
+        fwd = ctx.forward = caches.start(self, args) if grad_mode.is_grad_enabled() else None
+        try:
+            out = self.forward(*args, **kwargs)
+        except Exception as err:
+            annotate(err)
+            if fwd is not None:
+                fwd.kept = None
+            raise
+        finally:
+            ctx.root = ctx.forward = None
+        if fwd is not None:
+            caches.finish(fwd, args, out)
+        return out
 
     def keep(self, *arrays):
-        """Store what backward needs, unless inside ``no_grad()``."""
-        self.cache = arrays if grad_mode.is_grad_enabled() else None
+        """Store what backward needs, unless inside ``no_grad()`` (which drops what was kept)."""
+        stack = self._caches
+        if not grad_mode.is_grad_enabled():
+            if stack:
+                caches.drop(stack, "no_grad", self)
+            return
+        fwd = caches.CONTEXT.forward or caches.Forward()    # forward() called directly: its own
+        if stack and stack[-1][0] is not fwd:
+            caches.drop(stack, "rerun", self)               # an older forward's: run again now
+        stack.append((fwd, arrays))
+        fwd.held += 1
+        if fwd.kept is not None:
+            fwd.kept += arrays
 
     def take(self):
-        """Return the cache that forward kept and let it go: like PyTorch's graph, it is
-        freed by backward, so activations are not held between steps. Explain if none."""
-        cache, self.cache = self.cache, None
-        if cache is None:
-            raise RuntimeError(f"{self!r}: backward() called before forward(), twice for one "
-                               "forward (backward frees the cache), or after a forward inside "
-                               "tinynets.no_grad(), which keeps no cache")
-        return cache
+        """Return the latest cache that forward kept and let it go: like PyTorch's graph, it
+        is freed by backward, so activations are not held between steps. Explain if there
+        is none, or if it cannot belong to the forward this backward answers."""
+        stack = self._caches
+        if not stack:
+            raise annotate(RuntimeError(f"{self!r}: {caches.no_cache_reason(self)}"), self)
+        fwd, arrays = stack.pop()
+        fwd.held -= 1
+        if fwd.held == 0:
+            fwd.release()
+        if fwd.ambiguous or fwd.problem is not None:
+            fwd.close()
+            raise annotate(RuntimeError(f"{self!r}: {caches.stale_reason(fwd)}"), self)
+        self.__dict__.pop("_gone", None)
+        return arrays
+
+    @property
+    def cache(self):
+        """The latest cache kept (a tuple), or None. ``module.cache = None`` drops them all."""
+        stack = self.__dict__.get("_caches")
+        return stack[-1][1] if stack else None
+
+    @cache.setter
+    def cache(self, value) -> None:
+        if value is not None:
+            raise AttributeError(f"{type(self).__name__}.cache is kept by forward (self.keep); "
+                                 "only None can be assigned, to drop it")
+        if self.__dict__.get("_caches"):
+            caches.drop(self._caches, "dropped", self)
+
+    def qualified_name(self) -> Optional[str]:
+        """This module's name in the network it last ran in (``features.3.conv.0.0``), looked
+        up when asked; None at the top level or before any forward."""
+        ref = self.__dict__.get("_root")
+        root = ref() if ref is not None else None
+        if root is None or root is self:
+            return None
+        return next((name for name, m in root.named_modules() if m is self), None)
+
+    # -- hooks --------------------------------------------------------------
+    def register_forward_pre_hook(self, hook: Callable) -> "HookHandle":
+        """``hook(module, args)`` runs before every forward, as in PyTorch, but only watches:
+        it must return None. A BatchNorm2d that applies this activation itself (the fused
+        path) calls it with the pre-activation. Returns a handle with ``remove()``."""
+        handle = HookHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def run_forward_pre_hooks(self, *args) -> None:
+        for hook in list(self._forward_pre_hooks.values()):
+            if hook(self, args) is not None:
+                raise TypeError(f"{self!r}: a forward pre-hook returned a value; tinynets' hooks "
+                                "watch the input and cannot replace it")
 
     # -- traversal ----------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
-        yield prefix, self
-        for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True
+                      ) -> Iterator[Tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every sub-module, depth first. A module
+        registered twice (``Sequential(c, c)``) comes once, under its first name, as in
+        PyTorch; ``remove_duplicate=False`` gives every name (``state_dict`` does)."""
+        seen = set()
+
+        def walk(module: "Module", name: str):
+            if remove_duplicate:
+                if id(module) in seen:
+                    return
+                seen.add(id(module))
+            yield name, module
+            for child_name, child in module._modules.items():
+                yield from walk(child, f"{name}.{child_name}" if name else child_name)
+
+        yield from walk(self, prefix)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -138,9 +252,14 @@ class Module:
         return iter(self._modules.values())
 
     def named_parameters(self) -> Iterator[Tuple[str, Parameter]]:
+        """Every Parameter once, under its first name, even if modules share it (as PyTorch):
+        counting and optimizers see each one once."""
+        seen = set()
         for prefix, m in self.named_modules():
             for name, p in m._parameters.items():
-                yield (f"{prefix}.{name}" if prefix else name), p
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{prefix}.{name}" if prefix else name), p
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
@@ -210,61 +329,75 @@ class Module:
             p.grad.fill(0)
 
     def astype(self, dtype) -> "Module":
-        """Cast parameters, their grads and floating buffers to ``dtype`` in place."""
+        """Cast parameters (their grads follow) and floating buffers to ``dtype`` in place."""
+        if np.dtype(dtype) not in DTYPES:
+            raise TypeError(f"{type(self).__name__}.astype({np.dtype(dtype)}): the layers compute "
+                            "in float32 or float64")
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
         for m in self.modules():
-            for p in m._parameters.values():
-                p.data = p.data.astype(dtype)
-                p.grad = p.grad.astype(dtype)
             for name, b in list(m._buffers.items()):
                 if np.issubdtype(b.dtype, np.floating):
                     m.register_buffer(name, b.astype(dtype))
-            object.__setattr__(m, "cache", None)
+            m.cache = None
         return self
 
     # -- state --------------------------------------------------------------
+    def _state_entries(self) -> Iterator[Tuple[str, "Module", str]]:
+        """(key, module, attribute) of every parameter and buffer, a shared one under each name."""
+        for prefix, m in self.named_modules(remove_duplicate=False):
+            for name in list(m._parameters) + list(m._buffers):
+                yield (f"{prefix}.{name}" if prefix else name), m, name
+
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and buffers by dotted name, in registration order (as PyTorch)."""
-        out: "OrderedDict[str, np.ndarray]" = OrderedDict()
-        for prefix, m in self.named_modules():
-            for name, p in m._parameters.items():
-                out[f"{prefix}.{name}" if prefix else name] = p.data.copy()
-            for name, b in m._buffers.items():
-                out[f"{prefix}.{name}" if prefix else name] = np.array(b, copy=True)
-        return out
+        return OrderedDict((key, np.array(m._parameters[name].data if name in m._parameters
+                                          else m._buffers[name], copy=True))
+                           for key, m, name in self._state_entries())
 
-    def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True):
-        """Copy arrays into parameters and buffers, keeping each one's dtype.
+    def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays into parameters and buffers, keeping each one's dtype: all or nothing.
 
-        Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either one,
-        or any shape mismatch, raises a ``KeyError``/``ValueError``.
+        Every key, shape and dtype is checked before anything is copied. A wrong shape, or a
+        dtype that cannot be cast within its kind (a float into the int64
+        ``num_batches_tracked``, a complex into a float), always raises; with ``strict`` so
+        do missing and unexpected keys. The ``RuntimeError`` lists every problem in
+        PyTorch's words, and the module is left as it was. Returns
+        ``(missing_keys, unexpected_keys)``.
         """
-        own = {}
-        for prefix, m in self.named_modules():
-            for name in list(m._parameters) + list(m._buffers):
-                own[f"{prefix}.{name}" if prefix else name] = (m, name)
+        own = {key: (m, name) for key, m, name in self._state_entries()}
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing[:10]}"
-                           f"{' ...' if len(missing) > 10 else ''}, unexpected keys "
-                           f"{unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
+        problems, values = [], {}
+        if strict and missing:
+            problems.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
+        if strict and unexpected:
+            problems.append("Unexpected key(s) in state_dict: "
+                            + ", ".join(f'"{k}"' for k in unexpected) + ".")
         for key, (m, name) in own.items():
             if key not in state:
                 continue
+            target = m._parameters[name].data if name in m._parameters else m._buffers[name]
             value = np.asarray(state[key])
+            if value.shape != target.shape:
+                problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} "
+                                f"from checkpoint, the shape in current model is {target.shape}.")
+            elif not np.can_cast(value.dtype, target.dtype, "same_kind"):
+                problems.append(f"dtype mismatch for {key}: cannot copy a {value.dtype} array into "
+                                f"the {target.dtype} one of the current model.")
+            else:
+                values[key] = value
+        if problems:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(problems))
+        for key, value in values.items():
+            m, name = own[key]
             if name in m._parameters:
                 p = m._parameters[name]
-                if value.shape != p.data.shape:
-                    raise ValueError(f"load_state_dict: '{key}' expects shape {p.data.shape}, "
-                                     f"got {value.shape}")
                 p.data = np.array(value, dtype=p.data.dtype, order="C")  # a copy: steps leave the dict alone
             else:
-                b = m._buffers[name]
-                if value.shape != b.shape:
-                    raise ValueError(f"load_state_dict: '{key}' expects shape {b.shape}, "
-                                     f"got {value.shape}")
-                m.register_buffer(name, np.array(value, dtype=b.dtype))
-        return missing, unexpected
+                m.register_buffer(name, np.array(value, dtype=m._buffers[name].dtype))
+        return IncompatibleKeys(missing, unexpected)
 
     # -- printing -----------------------------------------------------------
     def extra_repr(self) -> str:
@@ -278,3 +411,16 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+class HookHandle:
+    """What ``register_forward_pre_hook`` returns: ``remove()`` unregisters the hook."""
+
+    _next = 0
+
+    def __init__(self, hooks: "OrderedDict[int, Callable]"):
+        self.hooks, self.id = hooks, HookHandle._next
+        HookHandle._next += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)

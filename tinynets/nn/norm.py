@@ -91,7 +91,8 @@ class BatchNorm2d(Module):
 
     ``forward(x, activation=None)``: with a ReLU, ReLU6, HardSwish or SiLU module
     it returns activation(bn(x)) from one fused pass, and ``backward`` then takes
-    the gradient w.r.t. the activation's output (the activation module is not run).
+    the gradient w.r.t. the activation's output (the activation module is not run;
+    its forward pre-hooks are, with the pre-activation bn(x)).
 
     Cache: x, the mean and 1/sqrt(var + eps) used (C,), scale and shift (C,).
     """
@@ -138,6 +139,8 @@ class BatchNorm2d(Module):
         shift = self.bias.data - mean * scale
         mean, invstd, scale, shift = (a.astype(dt) for a in (mean, invstd, scale, shift))
         x = np.ascontiguousarray(x)
+        if activation is not None and activation._forward_pre_hooks:   # e.g. gradcheck's kink
+            activation.run_forward_pre_hooks(x * scale[:, None, None] + shift[:, None, None])  # watch
         out = kernels_norm.bn_act_forward(x, scale, shift, code, kernels_norm.act_constants(dt))
         self.keep(x, mean, invstd, scale, shift, code, self.training)
         return out

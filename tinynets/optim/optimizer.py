@@ -62,6 +62,9 @@ class Optimizer:
         for p in group["params"]:
             if not isinstance(p, Parameter):
                 raise TypeError(f"{self.name}: expected tinynets Parameters, got {type(p).__name__}")
+        if len({id(p) for p in group["params"]}) != len(group["params"]):
+            raise ValueError(f"{self.name}: a parameter appears more than once in a parameter "
+                             "group, and would be stepped twice")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if seen & {id(p) for p in group["params"]}:
             raise ValueError(f"{self.name}: some parameters appear in more than one parameter group")

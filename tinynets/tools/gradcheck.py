@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..nn.grad_mode import manual_seed
+from ..nn.grad_mode import manual_seed, no_grad
 from ..nn.module import Module
 
 
@@ -54,10 +54,13 @@ STENCILS = {2: ((1, 1 / 2),), 4: ((1, 8 / 12), (2, -1 / 12))}
 class KinkWatch:
     """Notices when a perturbation moves an activation's input across one of its kinks.
 
-    While active (``with KinkWatch(module):``), every sub-module that declares
-    ``kinks`` records on which piece each of its inputs lies (``np.searchsorted``).
-    The first complete forward after ``reset`` is the reference; ``crossed`` turns
-    True as soon as a later forward puts any input on another piece.
+    While active (``with KinkWatch(module):``), every sub-module that declares ``kinks``
+    records on which piece each of its inputs lies (``np.searchsorted``), from a forward
+    pre-hook. The hook only watches, so the code that runs is the code training runs: a
+    BatchNorm2d that applies the activation itself (the fused path of
+    ``Conv2dNormActivation``) calls the hook with the pre-activation it computes.
+    The first complete forward after ``reset`` is the reference; ``crossed`` turns True
+    as soon as a later forward puts any input on another piece.
     """
 
     def __init__(self, module: Module):
@@ -65,26 +68,22 @@ class KinkWatch:
         self.reference: Optional[List[np.ndarray]] = None
         self.calls: List[np.ndarray] = []
         self.crossed = False
+        self.handles: list = []
 
     def __bool__(self) -> bool:
         return bool(self.layers)
 
     def __enter__(self) -> "KinkWatch":
-        for m in self.layers:
-            m.forward = self._recording(m)              # instance attribute shadows the method
+        self.handles = [m.register_forward_pre_hook(self._record) for m in self.layers]
         return self
 
     def __exit__(self, *exc) -> None:
-        for m in self.layers:
-            del m.forward
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
 
-    def _recording(self, m: Module):
-        forward, kinks = type(m).forward.__get__(m), np.asarray(m.kinks)
-
-        def recorded(x):
-            self.calls.append(np.searchsorted(kinks, x, side="right").astype(np.int8))
-            return forward(x)
-        return recorded
+    def _record(self, m: Module, args) -> None:
+        self.calls.append(np.searchsorted(m.kinks, args[0], side="right").astype(np.int8))
 
     def reset(self) -> None:
         self.reference, self.calls, self.crossed = None, [], False
@@ -164,18 +163,30 @@ def gradcheck(module: Module, x: np.ndarray, *extra, h: float = 1e-3, order: int
     x = x.copy()
     watch = KinkWatch(module)
 
-    def f():
+    def f(grad: bool = False):
+        """One forward at the current x and parameters; only the analytic one keeps caches."""
         manual_seed(seed)
         watch.begin_forward()
-        out = module(x, *extra)
+        if grad:
+            out = module(x, *extra)
+        else:
+            with no_grad():
+                out = module(x, *extra)
         watch.end_forward()
         return out
 
+    _drop_caches(module)                       # a forward of the caller's is not ours to answer
     try:
         with watch:
             return _compare(module, x, f, watch, h, order, num_checks, seed, check_params)
     finally:
+        _drop_caches(module)
         module.load_state_dict(state)          # the forwards above updated running statistics
+
+
+def _drop_caches(module: Module) -> None:
+    for m in module.modules():
+        m.cache = None
 
 
 def _compare(module: Module, x: np.ndarray, f: Callable[[], np.ndarray], watch: KinkWatch,
@@ -184,7 +195,7 @@ def _compare(module: Module, x: np.ndarray, f: Callable[[], np.ndarray], watch: 
     """gradcheck's work: analytic gradients at x, then differences entry by entry."""
     dout = np.random.default_rng(seed + 1).standard_normal(np.shape(f()))
     module.zero_grad()
-    f()
+    f(grad=True)
     dx = module.backward(dout)
     analytic = {"input": dx}
     params = dict(module.named_parameters()) if check_params else {}
