@@ -106,3 +106,48 @@ def summary(model: Countable, input_shape: Sequence[int]) -> Summary:
     """``print(summary(model, (3, 224, 224)))`` shows the table; the object keeps
     ``.rows``, ``.params``, ``.macs`` and ``.flops``."""
     return Summary(model, input_shape)
+
+
+class ShapeCounting:
+    """The counting methods of ``Module`` (a mixin): shape arithmetic and per-layer rows.
+
+    Layers that change the shape or do arithmetic override ``output_shape``, ``macs`` and
+    ``flops``; containers inherit ``profile``, which runs the children in order.
+    """
+
+    def output_shape(self, input_shape) -> Tuple[int, ...]:
+        """Shape arithmetic only, no data. Element-wise leaves keep the shape;
+        containers chain their children. Layers that change shape override it."""
+        if self._modules:
+            return self.profile(input_shape)[0]
+        return tuple(input_shape)
+
+    def macs(self, input_shape) -> int:
+        """This layer's own multiply-accumulates for ``input_shape`` (0 unless conv/linear)."""
+        return 0
+
+    def flops(self, input_shape) -> int:
+        """This layer's own floating-point operations for ``input_shape``."""
+        return 0
+
+    def profile(self, input_shape, prefix: str = "") -> Tuple[Tuple[int, ...], List[LayerCount]]:
+        """(output shape, one ``LayerCount`` per leaf layer), from shape arithmetic.
+
+        The default runs the children in order, like ``Sequential``. A block whose
+        forward is not a plain chain (a residual, an SE gate) overrides this.
+        """
+        shape = tuple(int(d) for d in input_shape)
+        if self._modules:
+            rows: List[LayerCount] = []
+            for name, child in self._modules.items():
+                shape, child_rows = child.profile(shape, f"{prefix}.{name}" if prefix else name)
+                rows.extend(child_rows)
+            return shape, rows
+        out = self.output_shape(shape)
+        n_params = sum(p.data.size for p in self._parameters.values())
+        return out, [LayerCount(prefix, type(self).__name__, out, n_params,
+                                self.macs(shape), self.flops(shape))]
+
+    def summary(self, input_shape):
+        """Per-layer table of output shapes, params, MACs and FLOPs (``tinynets.nn.counting``)."""
+        return Summary(self, input_shape)

@@ -15,62 +15,27 @@ stale or shared cache into the right gradient or a clear error). Errors raised i
 network name the layer by its qualified name too (``features.3.conv.0.0``).
 
 Names follow PyTorch so that ``state_dict()`` keys match torchvision's.
+
+``Module`` gets its counting methods (``output_shape``, ``macs``, ``flops``, ``profile``,
+``summary``) from ``counting.ShapeCounting`` and ``state_dict``/``load_state_dict`` from
+``state.StateDict``; ``Parameter`` lives in ``parameter``.
 """
 from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
 from . import caches, grad_mode
-from .counting import LayerCount, Summary
+from .counting import ShapeCounting
 from .errors import DTYPES, annotate, check_array  # noqa: F401  (check_array: the layers' import)
-
-# ----------------------------------------------------------------- parameters
-class Parameter:
-    """A trainable array ``data`` and its accumulated gradient ``grad`` (same shape and
-    dtype: assigning ``data`` an array of another dtype casts ``grad``, of another shape
-    gives a new zero ``grad``)."""
-
-    def __init__(self, data: np.ndarray):
-        self._data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self._data)
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._data
-
-    @data.setter
-    def data(self, value: np.ndarray) -> None:
-        value = np.asarray(value)
-        if value.shape != self._data.shape:
-            self.grad = np.zeros(value.shape, value.dtype)
-        elif value.dtype != self._data.dtype:
-            self.grad = self.grad.astype(value.dtype)
-        self._data = value
-
-    @property
-    def shape(self) -> Tuple[int, ...]:
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
-
+from .parameter import Parameter
+from .state import IncompatibleKeys, StateDict  # noqa: F401  (IncompatibleKeys: the return type)
 
 # ----------------------------------------------------------------- modules
-class IncompatibleKeys(NamedTuple):
-    """What ``load_state_dict`` returns, as PyTorch: the keys it did not find or did not know."""
-    missing_keys: List[str]
-    unexpected_keys: List[str]
-
-
-class Module:
+class Module(ShapeCounting, StateDict):
     """Base class: registers parameters, buffers and sub-modules by attribute name."""
 
     def __init__(self) -> None:
@@ -277,44 +242,6 @@ class Module:
             return p.data.dtype
         return None
 
-    # -- counting -----------------------------------------------------------
-    def output_shape(self, input_shape) -> Tuple[int, ...]:
-        """Shape arithmetic only, no data. Element-wise leaves keep the shape;
-        containers chain their children. Layers that change shape override it."""
-        if self._modules:
-            return self.profile(input_shape)[0]
-        return tuple(input_shape)
-
-    def macs(self, input_shape) -> int:
-        """This layer's own multiply-accumulates for ``input_shape`` (0 unless conv/linear)."""
-        return 0
-
-    def flops(self, input_shape) -> int:
-        """This layer's own floating-point operations for ``input_shape``."""
-        return 0
-
-    def profile(self, input_shape, prefix: str = "") -> Tuple[Tuple[int, ...], List[LayerCount]]:
-        """(output shape, one ``LayerCount`` per leaf layer), from shape arithmetic.
-
-        The default runs the children in order, like ``Sequential``. A block whose
-        forward is not a plain chain (a residual, an SE gate) overrides this.
-        """
-        shape = tuple(int(d) for d in input_shape)
-        if self._modules:
-            rows: List[LayerCount] = []
-            for name, child in self._modules.items():
-                shape, child_rows = child.profile(shape, f"{prefix}.{name}" if prefix else name)
-                rows.extend(child_rows)
-            return shape, rows
-        out = self.output_shape(shape)
-        n_params = sum(p.data.size for p in self._parameters.values())
-        return out, [LayerCount(prefix, type(self).__name__, out, n_params,
-                                self.macs(shape), self.flops(shape))]
-
-    def summary(self, input_shape):
-        """Per-layer table of output shapes, params, MACs and FLOPs (``tinynets.nn.counting``)."""
-        return Summary(self, input_shape)
-
     # -- modes --------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
@@ -341,63 +268,6 @@ class Module:
                     m.register_buffer(name, b.astype(dtype))
             m.cache = None
         return self
-
-    # -- state --------------------------------------------------------------
-    def _state_entries(self) -> Iterator[Tuple[str, "Module", str]]:
-        """(key, module, attribute) of every parameter and buffer, a shared one under each name."""
-        for prefix, m in self.named_modules(remove_duplicate=False):
-            for name in list(m._parameters) + list(m._buffers):
-                yield (f"{prefix}.{name}" if prefix else name), m, name
-
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Parameters and buffers by dotted name, in registration order (as PyTorch)."""
-        return OrderedDict((key, np.array(m._parameters[name].data if name in m._parameters
-                                          else m._buffers[name], copy=True))
-                           for key, m, name in self._state_entries())
-
-    def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays into parameters and buffers, keeping each one's dtype: all or nothing.
-
-        Every key, shape and dtype is checked before anything is copied. A wrong shape, or a
-        dtype that cannot be cast within its kind (a float into the int64
-        ``num_batches_tracked``, a complex into a float), always raises; with ``strict`` so
-        do missing and unexpected keys. The ``RuntimeError`` lists every problem in
-        PyTorch's words, and the module is left as it was. Returns
-        ``(missing_keys, unexpected_keys)``.
-        """
-        own = {key: (m, name) for key, m, name in self._state_entries()}
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        problems, values = [], {}
-        if strict and missing:
-            problems.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
-        if strict and unexpected:
-            problems.append("Unexpected key(s) in state_dict: "
-                            + ", ".join(f'"{k}"' for k in unexpected) + ".")
-        for key, (m, name) in own.items():
-            if key not in state:
-                continue
-            target = m._parameters[name].data if name in m._parameters else m._buffers[name]
-            value = np.asarray(state[key])
-            if value.shape != target.shape:
-                problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} "
-                                f"from checkpoint, the shape in current model is {target.shape}.")
-            elif not np.can_cast(value.dtype, target.dtype, "same_kind"):
-                problems.append(f"dtype mismatch for {key}: cannot copy a {value.dtype} array into "
-                                f"the {target.dtype} one of the current model.")
-            else:
-                values[key] = value
-        if problems:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
-                               + "\n\t".join(problems))
-        for key, value in values.items():
-            m, name = own[key]
-            if name in m._parameters:
-                p = m._parameters[name]
-                p.data = np.array(value, dtype=p.data.dtype, order="C")  # a copy: steps leave the dict alone
-            else:
-                m.register_buffer(name, np.array(value, dtype=m._buffers[name].dtype))
-        return IncompatibleKeys(missing, unexpected)
 
     # -- printing -----------------------------------------------------------
     def extra_repr(self) -> str:
