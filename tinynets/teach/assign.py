@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         shutil.rmtree(out / "student")
         shutil.rmtree(out / "grader")
-        print(f"error: the student version would leak; nothing written:\n  "
+        print("error: the student version would leak; nothing written:\n  "
               + "\n  ".join(problems), file=sys.stderr)
         return 1
     tool = {p[len("tinynets/"):]: d for p, d in files.items()
