@@ -97,6 +97,7 @@ class Conv2dNormActivation(Sequential):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         fused = self._fusable()
+        self.fused = fused                              # which path the last forward took
         self.keep(fused)                                # backward takes the path forward took
         if not fused:
             return super().forward(x)
