@@ -90,11 +90,58 @@ def conv_cases(*names: str):
     return cases
 
 
+LESSONS = os.path.join(os.path.dirname(__file__), "..", "..", "lessons")
+
+
+def exercise(lesson: str, task: str, **given) -> dict:
+    """Run the exercise cell of a lesson and return the names it defined.
+
+    ``lesson`` is the lesson's number ("02"); the cell is the code cell of
+    ``lessons/02_*.ipynb`` whose first line names the task in brackets, e.g.
+    ``# Try it 3 [A2.try_dhswish]: your answer``. It runs alone, in a namespace that has
+    ``np``, ``math``, ``tn`` (tinynets) and the keyword arguments ``given`` (what the cell
+    reads from earlier cells of the lesson). In the student version the cell raises the
+    task's NotImplementedError until it is filled in.
+    """
+    import glob
+    import math
+
+    import tinynets
+    found = sorted(glob.glob(os.path.join(LESSONS, f"{lesson}_*.ipynb")))
+    if len(found) != 1:
+        raise AssertionError(f"lesson {lesson}: expected one lessons/{lesson}_*.ipynb, "
+                             f"found {len(found)}")
+    with open(found[0], encoding="utf-8") as f:
+        cells = json.load(f).get("cells", [])
+    name = os.path.basename(found[0])
+    sources = []
+    for cell in cells:
+        src = cell.get("source", "")
+        src = "".join(src) if isinstance(src, list) else src
+        if cell.get("cell_type") == "code" and f"[{task}]" in src.split("\n", 1)[0]:
+            sources.append(src)
+    if len(sources) != 1:
+        raise AssertionError(f"lessons/{name}: expected one code cell whose first line names "
+                             f"[{task}], found {len(sources)} (keep the first line of each "
+                             "exercise cell as it was handed out)")
+    namespace = {"np": np, "math": math, "tn": tinynets, "__name__": "__exercise__", **given}
+    exec(compile(sources[0], f"lessons/{name} [{task}]", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def defined(namespace: dict, name: str, task: str):
+    """``namespace[name]``, or an AssertionError saying the exercise must define it."""
+    if name not in namespace:
+        raise AssertionError(f"{task}: the exercise cell must define {name!r}")
+    return namespace[name]
+
+
 @pytest.fixture
 def checks():
     return SimpleNamespace(rel_error=rel_error, expect_close=expect_close,
                            numerical_gradient=numerical_gradient, conv_cases=conv_cases,
-                           expect_gradients=expect_gradients, dx_by_col2im=dx_by_col2im)
+                           expect_gradients=expect_gradients, dx_by_col2im=dx_by_col2im,
+                           exercise=exercise, defined=defined)
 
 
 def _compiled_kernels():
@@ -113,11 +160,11 @@ def _compiled_kernels():
 
 @pytest.fixture(autouse=True)
 def _numpy_only(request):
-    """A1 asks for NumPy code, so an A1 test fails if a Numba kernel compiled during it;
-    when graded (TINYNETS_GRADING=1: a fresh process that runs only A1 tests), if any
-    kernel has compiled at all. The assignment is not solved by calling the fast kernel,
-    and grading needs no JIT."""
-    if request.node.get_closest_marker("A1") is None:
+    """A test marked ``numpy_only`` (A1's) asks for NumPy code, so it fails if a Numba
+    kernel compiled during it; when graded (TINYNETS_GRADING=1: a fresh process that runs
+    only one task's tests), if any kernel has compiled at all. Such a task is not solved by
+    calling the fast kernel, and grading it needs no JIT."""
+    if request.node.get_closest_marker("numpy_only") is None:
         yield
         return
     before = {} if os.environ.get("TINYNETS_GRADING") == "1" else _compiled_kernels()
@@ -125,4 +172,4 @@ def _numpy_only(request):
     called = sorted(k for k, n in _compiled_kernels().items() if n > before.get(k, 0))
     if called:
         raise AssertionError(f"this code called the Numba kernel(s) {', '.join(called)}; "
-                             "A1 asks for the NumPy versions, written by you")
+                             "this task asks for the NumPy version, written by you")

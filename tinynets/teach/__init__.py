@@ -2,7 +2,7 @@
 
 * ``markers``: the solution regions (``### BEGIN SOLUTION A1.task`` ... ``### END
   SOLUTION``) in ``.py`` files and notebook code cells, and the student version of each;
-* ``assignments.json``: what each assignment asks for (tasks, files, functions, tests,
+* ``assignments/A<n>.json``: what each assignment asks for (tasks, files, functions, tests,
   points, prerequisites);
 * ``assign``: ``python -m tinynets assign OUT`` writes ``OUT/student`` and ``OUT/grader``;
 * ``grade``: ``python -m tinynets grade SUBMISSION --grader OUT/grader``; ``report``: its

@@ -1,7 +1,7 @@
 """``python -m tinynets assign OUT [--assignments A1] [--source REPO]``.
 
 Writes the student version and the grader bundle of the chosen assignments (default: all
-in ``tinynets/teach/assignments.json``), from the files git tracks at the source
+in ``tinynets/teach/assignments/A<n>.json``), from the files git tracks at the source
 repository's HEAD (never the working tree, so an uncommitted edit or a stray ``.pyc``
 cannot slip in):
 
@@ -32,9 +32,8 @@ from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional
 
 from . import markers
-from .spec import check_tests_exist, load_spec, select, stub_message
+from .spec import check_tests_exist, load_specs, select, stub_message
 
-SPEC_PATH = "tinynets/teach/assignments.json"
 BYTECODE = (".pyc", ".pyo", ".nbi", ".nbc")
 MIN_LEAK_LINE = 40          # solution lines this long must not appear anywhere in the student tree
 
@@ -74,7 +73,9 @@ def _ships(path: str, chosen: List[str]) -> bool:
         return True
     if path.startswith("tests/fixtures/"):
         return True
-    return any(path.startswith(f"tests/assignments/{a}/visible/") for a in chosen)
+    # an assignment's own conftest holds checks its visible and hidden tests share
+    return any(path.startswith(f"tests/assignments/{a}/visible/")
+               or path == f"tests/assignments/{a}/conftest.py" for a in chosen)
 
 
 def _without_section(readme: str, title: str) -> str:
@@ -149,6 +150,17 @@ def build(files: Dict[str, bytes], spec: dict, chosen: List[str]):
     return student, hidden
 
 
+def _code_text(path: str, data: bytes) -> str:
+    """The text of a file as a reader sees it: a notebook's code cells, one after another
+    (regions never span cells), so that its lines are compared unescaped."""
+    text = data.decode("utf-8", "replace")
+    if not path.endswith(".ipynb"):
+        return text
+    cells = json.loads(text).get("cells", [])
+    return "".join(markers.cell_source(c).rstrip("\n") + "\n" for c in cells
+                   if c.get("cell_type") == "code")
+
+
 def solution_lines(files: Dict[str, bytes], spec: dict, chosen: List[str]) -> List[str]:
     """Long code lines inside the chosen regions, except those the task's file also has
     outside its regions (shared set-up such as ``OH = out_size(...)``): none of them may
@@ -156,7 +168,7 @@ def solution_lines(files: Dict[str, bytes], spec: dict, chosen: List[str]) -> Li
     out, given = set(), set()
     tasks = {tag: t for a in chosen for tag, t in spec[a]["tasks"].items()}
     for path in sorted({t["file"] for t in tasks.values()}):
-        text = files[path].decode("utf-8")
+        text = _code_text(path, files[path])
         lines = [ln.split("#")[0].strip() for ln in text.splitlines()]
         inside = set()
         for r in markers.find_regions(text, path):
@@ -199,6 +211,8 @@ def leaks(student_dir: Path, hidden: Dict[str, bytes], solution: List[str],
                 if cell.get("outputs") or cell.get("execution_count") is not None:
                     problems.append(f"{rel}: cell {k} has outputs or an execution count")
         text = data.decode("utf-8", "replace")
+        if f.suffix == ".ipynb":
+            text += _code_text(rel, data)
         for line in (ln for ln in solution if ln in text):
             if rel in public:
                 notes.append(f"{rel} shows the solution line {line!r} ({public[rel]})")
@@ -245,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {source} is not a git repository with a commit ({err})", file=sys.stderr)
         return 2
     try:
-        spec = load_spec(files[SPEC_PATH].decode("utf-8"))
+        spec = load_specs(files)
         chosen = select(spec, args.assignments)
         student, hidden = build(files, spec, chosen)
     except (KeyError, ValueError, SyntaxError) as err:

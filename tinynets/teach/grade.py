@@ -192,8 +192,9 @@ def grade_task(tree: Path, work: Path, tag: str, task: dict, cfg_base: dict, tim
                known_tags) -> Dict[str, dict]:
     """{test id: {status, score, message}} for one task, every test id present."""
     tests = list(task["tests"])
+    # a notebook's exercise is run from its cell by the tests, so only modules are looked up
     functions = [{"module": _module(task["file"]), "name": n, "file": task["file"]}
-                 for n in task["functions"]]
+                 for n in task["functions"] if task["file"].endswith(".py")]
     out: Dict[str, dict] = {}
     start = time.monotonic()
     pending = tests

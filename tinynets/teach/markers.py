@@ -113,7 +113,7 @@ def student_python(text: str, stubs: Dict[str, str], where: str) -> str:
     return result
 
 
-def _cell_source(cell) -> str:
+def cell_source(cell) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
 
@@ -122,7 +122,7 @@ def notebook_regions(text: str, where: str) -> List[Tuple[int, Region]]:
     """(cell index, region) of every region in a notebook's code cells."""
     found = []
     for k, cell in enumerate(json.loads(text).get("cells", [])):
-        src = _cell_source(cell)
+        src = cell_source(cell)
         regions = find_regions(src, f"{where} cell {k}")
         if regions and cell.get("cell_type") != "code":
             raise MarkerError(f"{where} cell {k}: solution markers in a {cell.get('cell_type')} "
@@ -138,7 +138,7 @@ def student_notebook(text: str, stubs: Dict[str, str], where: str) -> str:
     nb = json.loads(text)
     for k, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") == "code":
-            cell["source"] = student_text(_cell_source(cell), stubs, f"{where} cell {k}",
+            cell["source"] = student_text(cell_source(cell), stubs, f"{where} cell {k}",
                                           cell=True)
             cell["outputs"] = []
             cell["execution_count"] = None

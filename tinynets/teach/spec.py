@@ -1,4 +1,4 @@
-"""The assignments' definitions (``assignments.json``), checked when read.
+"""The assignments' definitions, one file each (``assignments/A1.json``), checked when read.
 
 Per assignment: ``title``, ``lesson``, ``edit`` (the files a student hands in) and
 ``tasks``; per task (``A1.<name>``): ``title``, ``file``, ``functions``,
@@ -14,10 +14,21 @@ import re
 from typing import Dict, List, Optional
 
 TEST_ID = re.compile(r"^tests/assignments/(A\d+)/(visible|hidden)/test_\w+\.py::test_\w+$")
+SPEC_DIR = "tinynets/teach/assignments/"
+SPEC_FILE = re.compile(r"^tinynets/teach/assignments/(A\d+)\.json$")
 
 
-def load_spec(text: str) -> dict:
-    spec = json.loads(text)
+def load_specs(files: Dict[str, bytes]) -> dict:
+    """Every ``assignments/A<n>.json`` among ``files`` ({path: bytes}), in the order of n."""
+    found = {m.group(1): data for path, data in files.items() if (m := SPEC_FILE.match(path))}
+    if not found:
+        raise ValueError(f"no assignment is defined: {SPEC_DIR}A<n>.json")
+    return load_spec({a: json.loads(found[a].decode("utf-8"))
+                      for a in sorted(found, key=lambda a: int(a[1:]))})
+
+
+def load_spec(spec: dict) -> dict:
+    """Check the assignments {"A1": {...}, ...} and return them."""
     for a, s in spec.items():
         for key in ("title", "lesson", "edit", "tasks"):
             if key not in s:

@@ -8,7 +8,7 @@ import pytest
 
 from tinynets.kernels import conv_naive
 
-pytestmark = [pytest.mark.A1, pytest.mark.hidden]
+pytestmark = [pytest.mark.A1, pytest.mark.hidden, pytest.mark.numpy_only]
 
 # (N, C, Hp, Wp, KH, KW, stride): padded input shapes
 SHAPES = [(2, 3, 7, 6, 3, 2, 2), (1, 2, 9, 9, 5, 5, 1), (3, 4, 5, 8, 1, 3, 3), (2, 1, 4, 4, 4, 4, 1)]

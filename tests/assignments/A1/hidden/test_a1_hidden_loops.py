@@ -9,7 +9,7 @@ import pytest
 
 from tinynets.kernels import conv_naive
 
-pytestmark = [pytest.mark.A1, pytest.mark.hidden]
+pytestmark = [pytest.mark.A1, pytest.mark.hidden, pytest.mark.numpy_only]
 
 # (N, C_in, H, W, C_out, KH, KW, stride, (top, bottom, left, right), groups)
 RANDOM = [(2, 3, 7, 6, 4, 3, 3, 2, (1, 0, 2, 1), 1),

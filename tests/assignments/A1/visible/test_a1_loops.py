@@ -8,7 +8,7 @@ import pytest
 
 from tinynets.kernels import conv_naive
 
-pytestmark = pytest.mark.A1
+pytestmark = [pytest.mark.A1, pytest.mark.numpy_only]
 
 STANDARD = ("conv/00", "conv/01", "conv/02", "conv/03", "conv/19", "conv/20")
 GROUPED = ("conv/05", "conv/06", "conv/07", "conv/10")
