@@ -426,3 +426,41 @@ def test_grade_folder_with_the_untouched_student_version_scores_zero(tmp_path, b
     assert report.gradebook([result]).splitlines() == [
         "submission,A1.conv_forward_loops,A1.conv_backward_loops,A1.im2col,A1.col2im,"
         "A1.conv_im2col,A1,total,max,notes", "alice,0,0,0,0,0,0,0,100,"]
+
+
+# ------------------------------------------------------------ lesson exercises
+def _exercise_notebook(folder: Path) -> None:
+    def cell(src):
+        return {"cell_type": "code", "source": src, "metadata": {}, "outputs": [],
+                "execution_count": None}
+    nb = {"cells": [cell("# Try it 1 [A9.x]: your answer\nimport tinynets\n"
+                         "def f(n):\n    return tinynets.make_divisible(n)\n"),
+                    cell("# Try it 2 [A9.y]: your answer\ndef g(n):\n    return n + 1\n"),
+                    cell("# Try it 3 [A9.z]: your answer\n"
+                         "raise NotImplementedError('A9.z: see lesson 99')\n")],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (folder / "99_x.ipynb").write_text(json.dumps(nb))
+
+
+def test_exercise_cells_run_alone_and_refuse_the_library(tmp_path, monkeypatch):
+    """An exercise cell is found by the task in its first line and runs alone; a cell that
+    uses what it was asked to write fails before it runs; a stub raises its own message."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("assignments_conftest",
+                                                  REPO / "tests/assignments/conftest.py")
+    shared = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shared)
+    _exercise_notebook(tmp_path)
+    monkeypatch.setattr(shared, "LESSONS", str(tmp_path))
+    with pytest.raises(AssertionError, match="may not use .*tinynets"):
+        shared.exercise("99", "A9.x", forbid=("tinynets",))
+    with pytest.raises(AssertionError, match="may not use make_divisible"):
+        shared.exercise("99", "A9.x", forbid=("make_divisible",))
+    assert shared.exercise("99", "A9.y", forbid=("tinynets",))["g"](1) == 2
+    assert "tn" not in shared.exercise("99", "A9.y", forbid=("tinynets",))
+    with pytest.raises(NotImplementedError, match="^A9.z: see lesson 99$"):
+        shared.exercise("99", "A9.z")
+    with pytest.raises(AssertionError, match="found 0"):
+        shared.exercise("99", "A9.w")
+    with pytest.raises(AssertionError, match="must define 'h'"):
+        shared.defined(shared.exercise("99", "A9.y"), "h", "A9.y")

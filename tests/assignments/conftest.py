@@ -93,7 +93,18 @@ def conv_cases(*names: str):
 LESSONS = os.path.join(os.path.dirname(__file__), "..", "..", "lessons")
 
 
-def exercise(lesson: str, task: str, **given) -> dict:
+def _names(code) -> set:
+    """Every name, attribute and string constant in a code object and the ones nested in it."""
+    found = set(code.co_names) | set(code.co_varnames)
+    for const in code.co_consts:
+        if isinstance(const, str):
+            found.add(const)
+        elif hasattr(const, "co_names"):
+            found |= _names(const)
+    return found
+
+
+def exercise(lesson: str, task: str, forbid: tuple = (), **given) -> dict:
     """Run the exercise cell of a lesson and return the names it defined.
 
     ``lesson`` is the lesson's number ("02"); the cell is the code cell of
@@ -102,6 +113,10 @@ def exercise(lesson: str, task: str, **given) -> dict:
     ``np``, ``math``, ``tn`` (tinynets) and the keyword arguments ``given`` (what the cell
     reads from earlier cells of the lesson). In the student version the cell raises the
     task's NotImplementedError until it is filled in.
+
+    ``forbid``: names the cell may not use (the library function the exercise asks the
+    student to write, e.g. ``("make_divisible",)``; "tinynets" also forbids ``tn``). A cell
+    that names one fails before it runs. This reads the code; it is not a sandbox.
     """
     import glob
     import math
@@ -124,8 +139,16 @@ def exercise(lesson: str, task: str, **given) -> dict:
         raise AssertionError(f"lessons/{name}: expected one code cell whose first line names "
                              f"[{task}], found {len(sources)} (keep the first line of each "
                              "exercise cell as it was handed out)")
+    code = compile(sources[0], f"lessons/{name} [{task}]", "exec")
+    banned = set(forbid) | ({"tn", "__import__", "import_module"} if "tinynets" in forbid else set())
+    used = sorted(n for n in _names(code) if n in banned or n.split(".")[0] in banned)
+    if used:
+        raise AssertionError(f"{task}: this exercise asks for your own code; the cell may not "
+                             f"use {', '.join(used)}")
     namespace = {"np": np, "math": math, "tn": tinynets, "__name__": "__exercise__", **given}
-    exec(compile(sources[0], f"lessons/{name} [{task}]", "exec"), namespace)  # noqa: S102
+    if "tinynets" in forbid:
+        del namespace["tn"]
+    exec(code, namespace)  # noqa: S102
     return namespace
 
 
