@@ -14,6 +14,7 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinynets.teach import assign, grade, markers, report
@@ -442,14 +443,44 @@ def _exercise_notebook(folder: Path) -> None:
     (folder / "99_x.ipynb").write_text(json.dumps(nb))
 
 
-def test_exercise_cells_run_alone_and_refuse_the_library(tmp_path, monkeypatch):
-    """An exercise cell is found by the task in its first line and runs alone; a cell that
-    uses what it was asked to write fails before it runs; a stub raises its own message."""
+def _shared_checks():
+    """tests/assignments/conftest.py as a module of its own (``conftest`` is taken)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("assignments_conftest",
                                                   REPO / "tests/assignments/conftest.py")
     shared = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shared)
+    return shared
+
+
+def test_numpy_only_catches_a_kernel_run_as_python():
+    """A numpy_only test fails when the code calls a kernel, even through its ``py_func``
+    (no compilation), and passes on NumPy code; importing a kernel module is not a call."""
+    shared = _shared_checks()
+    from tinynets.kernels import im2col
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+
+    def run(body):
+        with shared.no_kernels():
+            body()
+
+    run(lambda: (x * 2).sum())
+    run(lambda: __import__("importlib").reload(im2col))
+    kernels = [v for v in vars(im2col).values() if hasattr(v, "py_func")]
+
+    def call_as_python():
+        try:
+            kernels[0].py_func(*[None] * kernels[0].py_func.__code__.co_argcount)
+        except Exception:           # noqa: BLE001 (nonsense arguments; the call is what counts)
+            pass
+    with pytest.raises(AssertionError, match=r"im2col\..* \(as Python\)"):
+        run(call_as_python)
+
+
+def test_exercise_cells_run_alone_and_refuse_the_library(tmp_path, monkeypatch):
+    """An exercise cell is found by the task in its first line and runs alone; a cell that
+    uses what it was asked to write fails before it runs; a stub raises its own message."""
+    shared = _shared_checks()
     _exercise_notebook(tmp_path)
     monkeypatch.setattr(shared, "LESSONS", str(tmp_path))
     with pytest.raises(AssertionError, match="may not use .*tinynets"):

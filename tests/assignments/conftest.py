@@ -7,6 +7,8 @@ CS231n ("relative error should be below 1e-8").
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -181,18 +183,53 @@ def _compiled_kernels():
     return found
 
 
-@pytest.fixture(autouse=True)
-def _numpy_only(request):
-    """A test marked ``numpy_only`` (A1's) asks for NumPy code, so it fails if a Numba
-    kernel compiled during it; when graded (TINYNETS_GRADING=1: a fresh process that runs
-    only one task's tests), if any kernel has compiled at all. Such a task is not solved by
-    calling the fast kernel, and grading it needs no JIT."""
-    if request.node.get_closest_marker("numpy_only") is None:
+KERNELS = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "tinynets",
+                                        "kernels"))
+TEACHING = {"conv_naive.py", "__init__.py"}      # the NumPy versions a student writes
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_file(filename: str) -> bool:
+    path = os.path.realpath(filename)
+    return os.path.dirname(path) == KERNELS and os.path.basename(path) not in TEACHING
+
+
+@contextlib.contextmanager
+def no_kernels(fresh: bool = False):
+    """Fail (AssertionError on exit) if a function of a kernel module ran inside: compiled
+    (a Numba kernel compiled; ``fresh``: any kernel has compiled at all) or as Python (a
+    kernel's ``py_func``, seen by a profile hook). Importing a kernel module is not a call."""
+    before = {} if fresh else _compiled_kernels()
+    ran = set()
+
+    def profile(frame, event, arg):
+        # called on every call and return, so it stays cheap: one cached look-up per call
+        if event == "call":
+            code = frame.f_code
+            if _kernel_file(code.co_filename) and code.co_name != "<module>":
+                ran.add(f"{os.path.basename(code.co_filename)[:-3]}.{code.co_name}")
+
+    old = sys.getprofile()
+    sys.setprofile(profile)
+    try:
         yield
-        return
-    before = {} if os.environ.get("TINYNETS_GRADING") == "1" else _compiled_kernels()
-    yield
+    finally:
+        sys.setprofile(old)
     called = sorted(k for k, n in _compiled_kernels().items() if n > before.get(k, 0))
+    called += sorted(f"tinynets.kernels.{k} (as Python)" for k in ran)
     if called:
         raise AssertionError(f"this code called the Numba kernel(s) {', '.join(called)}; "
                              "this task asks for the NumPy version, written by you")
+
+
+@pytest.fixture(autouse=True)
+def _numpy_only(request):
+    """A test marked ``numpy_only`` asks for NumPy code written by the student, so it runs
+    inside ``no_kernels``: calling the fast kernel does not solve it, and grading it needs
+    no JIT. When graded (TINYNETS_GRADING=1, a fresh process that runs only one task's
+    tests) any compiled kernel counts."""
+    if request.node.get_closest_marker("numpy_only") is None:
+        yield
+        return
+    with no_kernels(fresh=os.environ.get("TINYNETS_GRADING") == "1"):
+        yield
