@@ -145,15 +145,20 @@ def test_assign_student_tree_has_stubs_and_no_leak(bundle):
     assert not list(student.rglob("__pycache__")) and not list(student.rglob("*.pyc"))
     assert not (student / "tinynets/teach").exists() and not (student / "tests/assignments/A1/hidden").exists()
     assert sorted(p.name for p in (student / "tests/assignments/A1/visible").iterdir()) == [
-        "test_a1_im2col.py", "test_a1_loops.py"]
+        "test_a1_exercises.py", "test_a1_im2col.py", "test_a1_loops.py"]
     readme = (student / "README.md").read_text()
     assert "python -m pytest -m A1" in readme and "`tinynets/kernels/conv_naive.py`" in readme
     assert "## For teachers" not in readme
     lesson = json.loads((student / "lessons/01_convolution.ipynb").read_text())
     assert all(c.get("outputs", []) == [] for c in lesson["cells"])
+    code = "".join(markers.cell_source(c) for c in lesson["cells"])
+    for tag in ("try_reads", "q_nine", "try_matmul", "try_upsample"):
+        assert code.count(f'raise NotImplementedError("A1.{tag}: see lesson 01")') == 1
+    assert "answer = 'b'" not in code and "np.repeat(small" not in code
     hidden = {p.relative_to(out / "grader/hidden").as_posix(): p.read_bytes()
               for p in (out / "grader/hidden").rglob("*.py")}
-    assert sorted(hidden) == ["tests/assignments/A1/hidden/test_a1_hidden_im2col.py",
+    assert sorted(hidden) == ["tests/assignments/A1/hidden/test_a1_hidden_exercises.py",
+                              "tests/assignments/A1/hidden/test_a1_hidden_im2col.py",
                               "tests/assignments/A1/hidden/test_a1_hidden_loops.py"]
     problems, _ = assign.leaks(student, hidden, [])
     assert problems == []
@@ -166,8 +171,9 @@ def test_assign_points_table(bundle):
     manifest = json.loads((bundle[1] / "grader/manifest.json").read_text())
     tasks = manifest["assignments"]["A1"]["tasks"]
     table = {tag: sum(t["tests"].values()) for tag, t in tasks.items()}
-    assert table == {"A1.conv_forward_loops": 18, "A1.conv_backward_loops": 22, "A1.im2col": 18,
-                     "A1.col2im": 18, "A1.conv_im2col": 24}
+    assert table == {"A1.conv_forward_loops": 15, "A1.conv_backward_loops": 19, "A1.im2col": 15,
+                     "A1.col2im": 15, "A1.conv_im2col": 20, "A1.try_reads": 4, "A1.q_nine": 2,
+                     "A1.try_matmul": 6, "A1.try_upsample": 4}
     assert all(type(p) is int for t in tasks.values() for p in t["tests"].values())
 
 
@@ -263,20 +269,22 @@ def test_grade_solution_scores_full_points_gradescope(tmp_path, bundle):
     data = json.loads(out_file.read_text())
     assert set(data) == {"score", "execution_time", "output", "tests"}
     assert data["score"] == 100 and data["output"].startswith("A1 100/100")
-    assert len(data["tests"]) == 19
+    assert len(data["tests"]) == 25
     for t in data["tests"]:
         assert set(t) == {"name", "score", "max_score", "status", "output", "tags", "visibility"}
         assert t["status"] == "passed" and t["score"] == t["max_score"] and type(t["score"]) is int
         hidden = t["name"].split(": ")[1] in HIDDEN_NAMES
         assert t["visibility"] == ("after_due_date" if hidden else "visible")
-    assert sum(t["visibility"] == "after_due_date" for t in data["tests"]) == 10
+    assert sum(t["visibility"] == "after_due_date" for t in data["tests"]) == 13
 
 
 HIDDEN_NAMES = {"test_conv_forward_loops_definition_random", "test_conv_forward_loops_hidden_cases",
                 "test_conv_backward_loops_numerical_gradient", "test_conv_backward_loops_hidden_cases",
                 "test_im2col_definition_random", "test_im2col_keeps_dtype",
                 "test_col2im_adjoint_of_im2col", "test_col2im_hidden_cases",
-                "test_conv_im2col_numerical_gradient", "test_conv_im2col_hidden_cases"}
+                "test_conv_im2col_numerical_gradient", "test_conv_im2col_hidden_cases",
+                "test_try_matmul_other_shapes", "test_try_upsample_other_values",
+                "test_q_nine_choice"}
 
 
 def test_grade_one_task_scores_exactly_its_points_and_twice_the_same(tmp_path, bundle):
@@ -286,9 +294,11 @@ def test_grade_one_task_scores_exactly_its_points_and_twice_the_same(tmp_path, b
     _git(sub, "-c", "user.email=s@example.org", "-c", "user.name=s", "commit", "-qm", "A1")
     first, second = _grade(sub, bundle), _grade(sub, bundle)
     assert first["submission_commit"] == _git(sub, "rev-parse", "HEAD")
-    assert first["score"] == 18
+    assert first["score"] == 15
     assert _scores(first) == {"A1.conv_forward_loops": 0, "A1.conv_backward_loops": 0,
-                              "A1.im2col": 18, "A1.col2im": 0, "A1.conv_im2col": 0}
+                              "A1.im2col": 15, "A1.col2im": 0, "A1.conv_im2col": 0,
+                              "A1.try_reads": 0, "A1.q_nine": 0, "A1.try_matmul": 0,
+                              "A1.try_upsample": 0}
     for tag, statuses in _statuses(first).items():
         assert set(statuses) == ({"passed"} if tag == "A1.im2col" else {"not implemented"})
     first.pop("execution_time"), second.pop("execution_time")
@@ -311,7 +321,7 @@ def test_grade_hang_and_crash_fail_their_task_alone(tmp_path, bundle):
     assert statuses["A1.conv_forward_loops"] == ["passed"] * 4
     assert statuses["A1.col2im"] == ["passed", "blocked", "passed"]
     assert statuses["A1.im2col"] == ["not implemented"] * 4
-    assert result["score"] == 18 + 6 + 4
+    assert result["score"] == 15 + 5 + 3
     tests = {x["name"]: x for t in result["assignments"][0]["tasks"] for x in t["tests"]}
     assert tests["test_col2im_adjoint_of_im2col"]["message"] == \
         "needs A1.im2col, which is not implemented yet"
@@ -322,10 +332,10 @@ def test_grade_hang_and_crash_fail_their_task_alone(tmp_path, bundle):
         "test_conv_backward_loops_pytorch_standard"
     assert tests["test_conv_im2col_hidden_cases"]["message"] == \
         "the test process died in this test (exit code 3)"
-    assert re.search(r"\n  A1\.conv_backward_loops +0/22 +timed out\n", report.text_report(result))
+    assert re.search(r"\n  A1\.conv_backward_loops +0/19 +timed out\n", report.text_report(result))
     rows = report.gradebook([result, result]).splitlines()
     assert rows[0].startswith("submission,A1.conv_forward_loops,")
-    assert rows[1].startswith("hang,18,0,0,10,0,28,28,100")
+    assert rows[1].startswith("hang,15,0,0,8,0,0,0,0,0,23,23,100")
 
 
 CHEAT = '''    import glob, subprocess
@@ -423,10 +433,11 @@ def test_grade_folder_with_the_untouched_student_version_scores_zero(tmp_path, b
     assert result["max_score"] == 100
     for tag, statuses in _statuses(result).items():
         assert statuses == ["not implemented"] * len(statuses), tag
-    assert [t["status"] for t in result["assignments"][0]["tasks"]] == ["not implemented"] * 5
+    assert [t["status"] for t in result["assignments"][0]["tasks"]] == ["not implemented"] * 9
     assert report.gradebook([result]).splitlines() == [
         "submission,A1.conv_forward_loops,A1.conv_backward_loops,A1.im2col,A1.col2im,"
-        "A1.conv_im2col,A1,total,max,notes", "alice,0,0,0,0,0,0,0,100,"]
+        "A1.conv_im2col,A1.try_reads,A1.q_nine,A1.try_matmul,A1.try_upsample,A1,total,max,notes",
+        "alice,0,0,0,0,0,0,0,0,0,0,0,100,"]
 
 
 # ------------------------------------------------------------ lesson exercises
