@@ -380,7 +380,8 @@ def test_grade_reading_outside_the_tree_gives_nothing(tmp_path, bundle):
     tree = grade.build_tree(work, grader, files)
     manifest = grade.load_bundle(grader)
     task = manifest["assignments"]["A1"]["tasks"]["A1.conv_im2col"]
-    cfg = {"deny": grade._deny_roots(grader, sub), "edited": [NAIVE]}
+    cfg = {"deny": grade._deny_roots(grader, sub), "deny_always": grade._solution_packages(),
+           "edited": [NAIVE]}
     got = grade.grade_task(tree, work, "A1.conv_im2col", task, cfg, TIMEOUT, set())
     assert [r["status"] for r in got.values()] == ["failed"] * 4
     message = next(iter(got.values()))["message"]
@@ -404,7 +405,8 @@ def test_grade_foreign_function_and_symlink_get_nothing(tmp_path, bundle):
     files, _ = grade.read_submission(sub, [NAIVE])
     tree = grade.build_tree(work, grader, files)
     task = grade.load_bundle(grader)["assignments"]["A1"]["tasks"]["A1.im2col"]
-    cfg = {"deny": grade._deny_roots(grader, sub), "edited": [NAIVE]}
+    cfg = {"deny": grade._deny_roots(grader, sub), "deny_always": grade._solution_packages(),
+           "edited": [NAIVE]}
     got = grade.grade_task(tree, work, "A1.im2col", task, cfg, TIMEOUT, set())
     assert {r["status"] for r in got.values()} == {"failed"}
     assert "im2col_strided must be defined in tinynets/kernels/conv_naive.py" in \

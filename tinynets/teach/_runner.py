@@ -23,14 +23,21 @@ SPAWN = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn
          "os.forkpty", "pty.spawn")
 
 
-def _deny(roots):
+def _deny(roots, always=()):
     """Audit hook: graded code may not read the solution library, the grader bundle or the
-    submission folder, nor start processes (not a sandbox: see the teachers' guide)."""
+    submission folder, nor start processes (not a sandbox: see the teachers' guide). The
+    Python environment stays readable even inside a denied folder (a venv in the checkout
+    being graded), except the ``always`` roots: a solution tinynets installed there."""
     roots = [os.path.realpath(r) for r in roots]
+    always = [os.path.realpath(r) for r in always]
+    env = sorted({os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)})
+
+    def under(p, dirs):
+        return any(p == r or p.startswith(r + os.sep) for r in dirs)
 
     def denied(path):
         p = os.path.realpath(os.fsdecode(path))
-        return any(p == r or p.startswith(r + os.sep) for r in roots)
+        return under(p, always) or (under(p, roots) and not under(p, env))
 
     def hook(event, args):
         if event in ("open", "os.listdir", "os.scandir", "glob.glob") and args and \
@@ -118,7 +125,7 @@ def main():
     tree = cfg["tree"] = os.path.realpath(cfg["tree"])
     sys.path.insert(0, tree)
     os.chdir(tree)
-    _deny(cfg["deny"])
+    _deny(cfg["deny"], cfg.get("deny_always", ()))
     recorder = Recorder(cfg)
     try:
         import tinynets

@@ -136,16 +136,23 @@ def submission_commit(sub: Path) -> Optional[str]:
     return head if re.fullmatch(r"[0-9a-f]{40}", head) else None
 
 
-def _deny_roots(grader: Path, sub: Path) -> List[str]:
-    """What graded code may not read: the bundle, the submission folder and wherever a
-    solution tinynets is (this package's library, its repository's lessons, tests, .git)."""
-    roots = [grader, sub, Path(__file__).resolve().parents[1]]
+def _solution_packages() -> List[str]:
+    """Where a solution tinynets is: this package, and the one ``import tinynets`` finds."""
+    roots = [Path(__file__).resolve().parents[1]]
     spec = importlib.util.find_spec("tinynets") if "tinynets" not in sys.modules else None
     module = sys.modules.get("tinynets")
     origin = getattr(module, "__file__", None) or (spec.origin if spec else None)
     if origin:
         roots.append(Path(origin).resolve().parent)
-    for pkg in list(roots[2:]):
+    return sorted({str(r) for r in roots})
+
+
+def _deny_roots(grader: Path, sub: Path) -> List[str]:
+    """What graded code may not read: the bundle, the submission folder and wherever a
+    solution tinynets is (this package's library, its repository's lessons, tests, .git)."""
+    packages = [Path(p) for p in _solution_packages()]
+    roots = [grader, sub, *packages]
+    for pkg in packages:
         repo = pkg.parent
         if (repo / ".git").exists():
             roots += [repo / ".git", repo / "lessons", repo / "tests"]
@@ -276,7 +283,8 @@ def grade_one(sub: Path, grader: Path, manifest: dict, chosen: List[str],
     work = Path(tempfile.mkdtemp(prefix="tinynets-grade-"))
     try:
         tree = build_tree(work, grader, files)
-        cfg = {"deny": _deny_roots(grader, sub), "edited": edited}
+        cfg = {"deny": _deny_roots(grader, sub), "deny_always": _solution_packages(),
+               "edited": edited}
         known = {t for a in manifest["assignments"].values() for t in a["tasks"]}
         todo = [(tag, task) for a in chosen
                 for tag, task in manifest["assignments"][a]["tasks"].items()]
