@@ -70,7 +70,8 @@ class ReLU6(Activation):
     kinks = (0.0, 6.0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """y = min(max(x, 0), 6) element-wise, same shape and dtype as x; keep x."""
+        """y = min(max(x, 0), 6) element-wise, same shape and dtype as x; cache x for backward
+        with ``self.keep(x)``."""
         self._check(x)
         ### BEGIN SOLUTION A2.relu6
         self.keep(x)
@@ -79,7 +80,8 @@ class ReLU6(Activation):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dx = dout * f'(x), f'(x) = 1 if 0 < x < 6 else 0 (0 at both kinks, as PyTorch).
-        Take the kept x and check dout against it with ``self._check_dout(dout, x)``."""
+        ``(x,) = self.take()`` gives back the cache; check dout with
+        ``self._check_dout(dout, x)``."""
         ### BEGIN SOLUTION A2.relu6
         (x,) = self.take()
         self._check_dout(dout, x)
@@ -110,7 +112,7 @@ class HardSigmoid(Activation):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = ReLU6(x + 3) / 6 = min(max(x / 6 + 1/2, 0), 1) element-wise, same shape and
-        dtype as x; keep x."""
+        dtype as x; cache x for backward with ``self.keep(x)``."""
         self._check(x)
         ### BEGIN SOLUTION A2.hardsigmoid
         self.keep(x)
@@ -119,7 +121,8 @@ class HardSigmoid(Activation):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dx = dout * f'(x), f'(x) = 1/6 if -3 < x < 3 else 0 (0 at both kinks, as PyTorch).
-        Take the kept x and check dout against it with ``self._check_dout(dout, x)``."""
+        ``(x,) = self.take()`` gives back the cache; check dout with
+        ``self._check_dout(dout, x)``."""
         ### BEGIN SOLUTION A2.hardsigmoid
         (x,) = self.take()
         self._check_dout(dout, x)
@@ -134,7 +137,8 @@ class SiLU(Activation):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = x * sigmoid(x) element-wise, same shape and dtype as x, finite for every
-        finite x (use ``sigmoid`` above, which never overflows); keep x and s = sigmoid(x)."""
+        finite x (use ``sigmoid`` above, which never overflows); cache x and s = sigmoid(x)
+        for backward with ``self.keep(x, s)``."""
         self._check(x)
         ### BEGIN SOLUTION A2.silu
         s = sigmoid(x)
@@ -143,8 +147,8 @@ class SiLU(Activation):
         ### END SOLUTION
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dx = dout * s * (1 + x * (1 - s)) with the kept x and s = sigmoid(x).
-        Check dout against x with ``self._check_dout(dout, x)``."""
+        """dx = dout * s * (1 + x * (1 - s)), with x and s = sigmoid(x) from ``self.take()``;
+        check dout with ``self._check_dout(dout, x)``."""
         ### BEGIN SOLUTION A2.silu
         x, s = self.take()
         self._check_dout(dout, x)
@@ -159,7 +163,8 @@ class HardSwish(Activation):
     kinks = (-3.0, 3.0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """y = x * ReLU6(x + 3) / 6 element-wise, same shape and dtype as x; keep x."""
+        """y = x * ReLU6(x + 3) / 6 element-wise, same shape and dtype as x; cache x for
+        backward with ``self.keep(x)``."""
         self._check(x)
         ### BEGIN SOLUTION A2.hardswish
         self.keep(x)
@@ -170,8 +175,8 @@ class HardSwish(Activation):
         """dx = dout * f'(x), same dtype as x, where f'(x) is the derivative of
         f(x) = x * ReLU6(x + 3) / 6 on each of its three pieces x < -3, -3 < x < 3, x > 3
         (lesson 02, Try it 3). At the kinks, PyTorch's convention: the outer piece,
-        f'(-3) = 0 and f'(3) = 1. Take the kept x and check dout with
-        ``self._check_dout(dout, x)``."""
+        f'(-3) = 0 and f'(3) = 1. ``(x,) = self.take()`` gives back the cache; check dout
+        with ``self._check_dout(dout, x)``."""
         ### BEGIN SOLUTION A2.hardswish
         (x,) = self.take()
         self._check_dout(dout, x)

@@ -54,8 +54,8 @@ def test_try_dhswish_hidden(checks, a2):
                              f"got {np.shape(got)}")
     mask = np.abs(np.abs(pts) - 3) > 5e-4               # the stencil must not cross a kink
     num = a2.derivative(lambda x: x * np.clip(x + 3, 0, 6) / 6, pts)
-    checks.expect_close("Try it 3: dhswish on a 2-D array vs finite differences", np.asarray(got)[mask],
-                        num[mask], 1e-7)
+    checks.expect_close("Try it 3: dhswish on a 2-D array vs finite differences",
+                        np.asarray(got)[mask], num[mask], 1e-7)
 
 
 def test_q_keras_momentum(checks):
