@@ -4,7 +4,8 @@ Each activation has two cases in the fixture file: random inputs of shape (2, 3,
 and a (2, k) array holding every kink exactly, points 1e-12, 1e-6 and 1e-3 beside each
 kink and values far out (up to +-1000). At a kink the derivative takes PyTorch's value
 (see the docstrings). For HardSigmoid PyTorch multiplies by float32's 1/6 even in float64;
-the test compares with its gradient rescaled to the exact 1/6.
+the test compares with its gradient rescaled to the exact 1/6. Outputs and gradients must
+match to a relative error below 1e-7.
 """
 import pytest
 
