@@ -59,11 +59,11 @@ def test_try_dhswish_hidden(checks, a2):
 
 
 def test_q_keras_momentum(checks):
-    """Keras' momentum is TensorFlow's decay: tinynets' momentum is 1 - 0.99."""
+    """Keras' momentum is TensorFlow's decay: tinynets' momentum is 1 - 0.997."""
     ns = checks.exercise("02", "A2.q_keras_momentum", forbid=("tinynets",))
     answer = checks.defined(ns, "answer", "A2.q_keras_momentum")
     try:
-        ok = abs(float(answer) - 0.01) < 1e-9
+        ok = abs(float(answer) - 0.003) < 1e-9
     except (TypeError, ValueError):
         ok = False
     if not ok:
