@@ -8,10 +8,12 @@ ReLU6          min(max(x, 0), 6)          1 if 0 < x < 6 else 0
 Sigmoid        1 / (1 + e^-x)             y (1 - y)
 HardSigmoid    ReLU6(x + 3) / 6           1/6 if -3 < x < 3 else 0
 SiLU (swish)   x sigmoid(x)               s (1 + x (1 - s)),  s = sigmoid(x)
-HardSwish      x ReLU6(x + 3) / 6         0 if x <= -3, x/3 + 1/2 if x < 3, else 1
+HardSwish      x ReLU6(x + 3) / 6         piece by piece (lesson 02); 0 at -3, 1 at 3
 =============  =========================  ===========================================
 
-Shapes: any; y and dx have the shape of x. Cache: what f' needs (x or y).
+Shapes: any; y and dx have the shape and dtype of x. Cache: what f' needs (x or y),
+stored by ``forward`` with ``self.keep(...)`` and taken back by ``backward`` with
+``self.take()``, which returns the tuple that was kept.
 """
 from __future__ import annotations
 
@@ -62,18 +64,29 @@ class ReLU(Activation):
 
 
 class ReLU6(Activation):
+    """min(max(x, 0), 6) (MobileNetV2); ``torch.nn.ReLU6``."""
+
     flops_per_element = 2
     kinks = (0.0, 6.0)
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = min(max(x, 0), 6) element-wise, same shape and dtype as x; cache x for backward
+        with ``self.keep(x)``."""
         self._check(x)
+        ### BEGIN SOLUTION A2.relu6
         self.keep(x)
         return np.clip(x, 0, 6)
+        ### END SOLUTION
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx = dout * f'(x), f'(x) = 1 if 0 < x < 6 else 0 (0 at both kinks, as PyTorch).
+        ``(x,) = self.take()`` gives back the cache; check dout with
+        ``self._check_dout(dout, x)``."""
+        ### BEGIN SOLUTION A2.relu6
         (x,) = self.take()
         self._check_dout(dout, x)
         return dout * ((x > 0) & (x < 6))
+        ### END SOLUTION
 
 
 class Sigmoid(Activation):
@@ -97,15 +110,24 @@ class HardSigmoid(Activation):
     flops_per_element = 4
     kinks = (-3.0, 3.0)
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = ReLU6(x + 3) / 6 = min(max(x / 6 + 1/2, 0), 1) element-wise, same shape and
+        dtype as x; cache x for backward with ``self.keep(x)``."""
         self._check(x)
+        ### BEGIN SOLUTION A2.hardsigmoid
         self.keep(x)
         return np.clip(x / 6 + 0.5, 0, 1)
+        ### END SOLUTION
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx = dout * f'(x), f'(x) = 1/6 if -3 < x < 3 else 0 (0 at both kinks, as PyTorch).
+        ``(x,) = self.take()`` gives back the cache; check dout with
+        ``self._check_dout(dout, x)``."""
+        ### BEGIN SOLUTION A2.hardsigmoid
         (x,) = self.take()
         self._check_dout(dout, x)
         return dout * ((x > -3) & (x < 3)) / 6
+        ### END SOLUTION
 
 
 class SiLU(Activation):
@@ -113,16 +135,25 @@ class SiLU(Activation):
 
     flops_per_element = 5
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = x * sigmoid(x) element-wise, same shape and dtype as x, finite for every
+        finite x (use ``sigmoid`` above, which never overflows); cache x and s = sigmoid(x)
+        for backward with ``self.keep(x, s)``."""
         self._check(x)
+        ### BEGIN SOLUTION A2.silu
         s = sigmoid(x)
         self.keep(x, s)
         return x * s
+        ### END SOLUTION
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx = dout * s * (1 + x * (1 - s)), with x and s = sigmoid(x) from ``self.take()``;
+        check dout with ``self._check_dout(dout, x)``."""
+        ### BEGIN SOLUTION A2.silu
         x, s = self.take()
         self._check_dout(dout, x)
         return dout * s * (1 + x * (1 - s))
+        ### END SOLUTION
 
 
 class HardSwish(Activation):
@@ -131,16 +162,27 @@ class HardSwish(Activation):
     flops_per_element = 5
     kinks = (-3.0, 3.0)
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = x * ReLU6(x + 3) / 6 element-wise, same shape and dtype as x; cache x for
+        backward with ``self.keep(x)``."""
         self._check(x)
+        ### BEGIN SOLUTION A2.hardswish
         self.keep(x)
         return x * np.clip(x + 3, 0, 6) / 6
+        ### END SOLUTION
 
-    def backward(self, dout):
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx = dout * f'(x), same dtype as x, where f'(x) is the derivative of
+        f(x) = x * ReLU6(x + 3) / 6 on each of its three pieces x < -3, -3 < x < 3, x > 3
+        (lesson 02, Try it 3). At the kinks, PyTorch's convention: the outer piece,
+        f'(-3) = 0 and f'(3) = 1. ``(x,) = self.take()`` gives back the cache; check dout
+        with ``self._check_dout(dout, x)``."""
+        ### BEGIN SOLUTION A2.hardswish
         (x,) = self.take()
         self._check_dout(dout, x)
         slope = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1)).astype(x.dtype, copy=False)
         return dout * slope
+        ### END SOLUTION
 
 
 Swish = SiLU

@@ -18,12 +18,13 @@ Running statistics follow PyTorch: ``running = (1 - momentum) * running +
 momentum * batch``, with the *unbiased* variance (times m / (m - 1)). TensorFlow's
 "decay" is 1 - momentum.
 
-The NumPy functions ``batch_norm_forward`` and ``batch_norm_backward`` below are
-the equations above, line by line. ``BatchNorm2d`` runs the same equations in the
-Numba kernels of ``tinynets.kernels.norm`` (``tests/test_kernels.py`` checks they agree),
-which can also apply the following activation in the same pass: ``bn(x,
-activation=act)`` computes ``act(bn(x))`` and its backward, reading and writing each
-value once and caching only x.
+The NumPy functions ``batch_norm_forward``, ``batch_norm_backward`` and
+``update_running_stats`` below are the equations above, line by line (lesson 02).
+``BatchNorm2d`` runs the same equations in the Numba kernels of ``tinynets.kernels.norm``
+(``tests/test_kernels.py`` checks they agree; ``tests/test_norm_teaching.py`` checks its
+running statistics), which can also apply the following activation in the same pass:
+``bn(x, activation=act)`` computes ``act(bn(x))`` and its backward, reading and writing
+each value once and caching only x.
 """
 from __future__ import annotations
 
@@ -53,18 +54,56 @@ def activation_code(layer: Module, activation: Optional[Module], dtype) -> int:
 # ------------------------------------------------------------- teaching version
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
                        mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None):
-    """y = gamma * x_hat + beta in NumPy. Train mode (mean, var None): the batch's
-    statistics; eval mode: the given running ones. Returns y, (x_hat, invstd), mean, var."""
+    """BatchNorm's forward in NumPy, in train or eval mode.
+
+    Parameters
+    ----------
+    x : (N, C, H, W)
+    gamma, beta : (C,)      the learned scale and shift
+    eps : float             added to the variance
+    mean, var : (C,) or None
+        None (train mode): use the batch's statistics, per channel over the m = N*H*W
+        values of axes (0, 2, 3): mean = sum(x) / m and the *biased* variance
+        var = sum((x - mean)^2) / m. Given (eval mode): use these (the running
+        statistics) as they are.
+
+    Returns
+    -------
+    y : (N, C, H, W)        gamma * x_hat + beta, with x_hat = (x - mean) / sqrt(var + eps)
+    cache : (x_hat, invstd)  x_hat (N, C, H, W) and invstd = 1 / sqrt(var + eps) (C,):
+                            what ``batch_norm_backward`` needs
+    mean, var : (C,)        the statistics used (the batch's, or the given ones)
+    """
+    ### BEGIN SOLUTION A2.batchnorm_forward
     if mean is None:
         mean = x.mean(axis=(0, 2, 3))                                   # (C,)
         var = np.mean((x - mean[:, None, None]) ** 2, axis=(0, 2, 3))   # biased
     invstd = 1.0 / np.sqrt(var + eps)                                   # (C,)
     x_hat = (x - mean[:, None, None]) * invstd[:, None, None]           # (N, C, H, W)
     return x_hat * gamma[:, None, None] + beta[:, None, None], (x_hat, invstd), mean, var
+    ### END SOLUTION
 
 
 def batch_norm_backward(dout: np.ndarray, cache, gamma: np.ndarray, training: bool):
-    """NumPy backward of ``batch_norm_forward``: returns dx, dgamma, dbeta."""
+    """Backward of ``batch_norm_forward``.
+
+    Parameters
+    ----------
+    dout : (N, C, H, W)     dL/dy
+    cache : (x_hat, invstd)  as ``batch_norm_forward`` returned it
+    gamma : (C,)
+    training : bool         True if the forward used the batch's statistics (train mode:
+                            they depend on x), False if it was given them (eval mode)
+
+    Returns
+    -------
+    dx : (N, C, H, W), dgamma : (C,), dbeta : (C,), with sums and means over axes (0, 2, 3)::
+
+        dgamma = sum(dout * x_hat)            dbeta = sum(dout)
+        eval:  dx = gamma * invstd * dout
+        train: dx = gamma * invstd * (dout - mean(dout) - x_hat * mean(dout * x_hat))
+    """
+    ### BEGIN SOLUTION A2.batchnorm_backward
     x_hat, invstd = cache
     dgamma = np.sum(dout * x_hat, axis=(0, 2, 3))
     dbeta = dout.sum(axis=(0, 2, 3))
@@ -73,6 +112,39 @@ def batch_norm_backward(dout: np.ndarray, cache, gamma: np.ndarray, training: bo
         return dout * scale, dgamma, dbeta
     m = dout.size // dout.shape[1]
     return scale * (dout - (dbeta / m)[:, None, None] - x_hat * (dgamma / m)[:, None, None]), dgamma, dbeta
+    ### END SOLUTION
+
+
+def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray,
+                         num_batches_tracked: int, mean: np.ndarray, var: np.ndarray, m: int,
+                         momentum: Optional[float]):
+    """The running statistics after one train-mode batch, updated as PyTorch does.
+
+    Parameters
+    ----------
+    running_mean, running_var : (C,)  before this batch (not changed: return new arrays)
+    num_batches_tracked : int         batches seen before this one
+    mean, var : (C,)                  this batch's mean and *biased* variance (what
+                                      ``batch_norm_forward`` returns in train mode)
+    m : int                           values per channel in the batch, N*H*W (at least 2)
+    momentum : float or None          the weight of the new batch; None: the cumulative
+                                      average, every batch so far weighted equally
+
+    Returns
+    -------
+    running_mean, running_var : (C,), num_batches_tracked : int, where, with
+    t = num_batches_tracked + 1 and f = momentum (or 1 / t if momentum is None)::
+
+        running_mean = (1 - f) * running_mean + f * mean
+        running_var  = (1 - f) * running_var + f * var * m / (m - 1)     # unbiased variance
+        num_batches_tracked = t
+    """
+    ### BEGIN SOLUTION A2.running_stats
+    t = num_batches_tracked + 1
+    f = 1.0 / t if momentum is None else momentum
+    unbiased = var * (m / (m - 1))
+    return (1 - f) * running_mean + f * mean, (1 - f) * running_var + f * unbiased, t
+    ### END SOLUTION
 
 
 class BatchNorm2d(Module):
