@@ -5,6 +5,8 @@ summary     per-layer table of a model's params, MACs and FLOPs
 bench       time layers and networks (against PyTorch when installed): assets/bench.md, .png
 train       train a model (default: MobileNetV2 on the embedded digits), with checkpoints
 classify    name the objects in a photo with real ImageNet weights (EfficientNet-Lite0)
+assign      (teachers) write a student version with blanks and a grader bundle
+grade       (teachers) grade a submission, or a folder of them, with a grader bundle
 """
 from __future__ import annotations
 
