@@ -2,9 +2,10 @@
 that the code under test counts by closed forms, not by asking the library.
 
 The guard (``by_hand``) watches every Python call while the student's code runs. A call
-into a layer, a block, a model or the library's counters (``count_macs``, ``count_params``,
-``summary``, a layer's ``macs``/``output_shape``/``profile``, building any ``Module``)
-fails the test: these tasks ask for the arithmetic, written out.
+into a layer, a block, a model, a kernel or the library's counters (``count_macs``,
+``count_params``, ``summary``, a layer's ``macs``/``output_shape``/``profile``, building any
+``Module``, ``kernels.conv_naive.out_size``) fails the test: these tasks ask for the
+arithmetic, written out.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 HERE = os.path.dirname(__file__)
 FIXTURES = os.path.join(HERE, "..", "..", "fixtures")
 LIBRARY = os.path.realpath(os.path.join(HERE, "..", "..", "..", "tinynets"))
-WATCHED = ("nn", "models")              # the layers, blocks, models and counting live here
+WATCHED = ("nn", "models", "kernels")   # the layers, blocks, models, counting, out_size
 # what a student's own file also holds of the library: its counters and constructors
 LIBRARY_PARTS = {
     "counting.py": {"count_params", "count_macs", "count_flops", "summary", "_one_image",
