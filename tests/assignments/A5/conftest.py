@@ -50,8 +50,8 @@ def by_hand(what: str, own: str = None, allow: tuple = ()):
     """Fail (AssertionError on exit) if the code inside called into the library's layers,
     blocks, models or counters. ``own``: the file the task is in ("counting.py"), whose other
     functions (the student's) may run; ``allow``: names that may be called elsewhere (e.g.
-    ``make_divisible``). An exception from the code inside (a NotImplementedError stub)
-    passes through unchanged."""
+    ``make_divisible``). A NotImplementedError (a stub) passes through unchanged; any other
+    exception too, unless the library was called."""
     allowed = frozenset(allow)
     called = set()
     old = sys.getprofile()
@@ -65,14 +65,23 @@ def by_hand(what: str, own: str = None, allow: tuple = ()):
         if old is not None:
             old(frame, event, arg)
 
+    def found():
+        return AssertionError(f"{what} called the library ({', '.join(sorted(called)[:4])}); "
+                              "this task asks for the closed form, computed by your own code")
+
     sys.setprofile(profile)
     try:
         yield
+    except NotImplementedError:
+        raise                            # a stub: reported as not implemented
+    except Exception as err:             # e.g. a ValueError the library raised for the student
+        if called:
+            raise found() from err
+        raise
     finally:
         sys.setprofile(old)
     if called:
-        raise AssertionError(f"{what} called the library ({', '.join(sorted(called)[:4])}); "
-                             "this task asks for the closed form, computed by your own code")
+        raise found()
 
 
 def layer_cases(prefix: str, names=None):
