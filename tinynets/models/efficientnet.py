@@ -190,12 +190,30 @@ ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15       # depth, width, resolution at phi = 1;
 
 def compound_coefficients(phi: float, alpha: float = ALPHA, beta: float = BETA,
                           gamma: float = GAMMA) -> dict:
-    """The paper's compound scaling d = alpha^phi, w = beta^phi, r = 224 * gamma^phi,
-    beside the official B<phi> coefficients (the paper's released models) for integer phi 0-7.
+    """The paper's compound scaling for ``phi``, beside the released model of that step.
+
+    Parameters
+    ----------
+    phi : float                   the compound coefficient (any real number)
+    alpha, beta, gamma : float    depth, width and resolution factors of one step
+
+    Returns
+    -------
+    dict with exactly these keys:
+
+    * ``"phi"``: phi as given;
+    * ``"depth_mult"`` = alpha^phi, ``"width_mult"`` = beta^phi (floats, not rounded);
+    * ``"resolution"`` = 224 * gamma^phi (a float, not rounded: B0 is designed for 224);
+    * ``"flops_factor"`` = (alpha * beta^2 * gamma^2)^phi, the predicted MACs over B0's;
+    * ``"official"``: when phi is a whole number and ``EFFICIENTNET_PARAMS`` has
+      ``f"efficientnet_b{int(phi)}"`` (phi = 0 ... 7), the dict ``{"model": that name,
+      "width_mult": w, "depth_mult": d, "resolution": r}`` with that row's (w, d, r);
+      otherwise None.
 
     The released models are not exact powers: B1 uses depth 1.1, not 1.2, and B7
     depth 3.1, not 1.2^7 = 3.58. The official table was tuned, then rounded.
     """
+    ### BEGIN SOLUTION A5.compound_coefficients
     out = {"phi": phi, "depth_mult": alpha ** phi, "width_mult": beta ** phi,
            "resolution": 224 * gamma ** phi, "flops_factor": (alpha * beta ** 2 * gamma ** 2) ** phi,
            "official": None}
@@ -204,6 +222,33 @@ def compound_coefficients(phi: float, alpha: float = ALPHA, beta: float = BETA,
         w, d, res, _ = EFFICIENTNET_PARAMS[name]
         out["official"] = {"model": name, "width_mult": w, "depth_mult": d, "resolution": res}
     return out
+    ### END SOLUTION
+
+
+def round_filters(channels: int, width_mult: float, divisor: int = 8) -> int:
+    """A stage's channels at width ``width_mult``: TensorFlow's ``round_filters``.
+
+    ``v = channels * width_mult`` goes to the nearest multiple of ``divisor`` (a half
+    rounds up: ``int(v + divisor / 2) // divisor * divisor``), never below ``divisor``;
+    if that lost more than 10% of ``v`` (result < 0.9 v), add one more ``divisor``.
+    Examples at divisor 8: 32 x 1.1 = 35.2 -> 32; 40 x 1.2 = 48 -> 48; 16 x 0.7 = 11.2 -> 16;
+    4 x 1.0 -> 8. Returns an int. (The models get the same numbers from ``make_divisible``.)
+    """
+    ### BEGIN SOLUTION A5.rounding
+    v = channels * width_mult
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new < 0.9 * v:
+        new += divisor
+    return int(new)
+    ### END SOLUTION
+
+
+def round_repeats(repeats: int, depth_mult: float) -> int:
+    """A stage's number of blocks at depth ``depth_mult``: ``ceil(repeats * depth_mult)``,
+    as an int (TensorFlow's ``round_repeats``): 3 x 1.1 = 3.3 -> 4, 2 x 1.2 = 2.4 -> 3."""
+    ### BEGIN SOLUTION A5.rounding
+    return int(math.ceil(repeats * depth_mult))
+    ### END SOLUTION
 
 
 def compound_scaling_table(phis=range(8)) -> str:

@@ -151,3 +151,121 @@ class ShapeCounting:
     def summary(self, input_shape):
         """Per-layer table of output shapes, params, MACs and FLOPs (``tinynets.nn.counting``)."""
         return Summary(self, input_shape)
+
+
+# ------------------------------------------------------------------ closed forms, by hand
+# The counts of one layer from its hyperparameters alone, with no layer built: the same
+# numbers as the layers' ``macs`` and their parameters (tests/test_counting.py checks
+# them against each other), written out so that a network's table can be derived on paper.
+# The library's counting above does not use them.
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding=0) -> int:
+    """Output length of a convolution along one axis, as ``Conv2d`` computes it.
+
+    Parameters
+    ----------
+    size : int          input length (H or W)
+    kernel : int        kernel length (KH or KW)
+    stride : int
+    padding : int or (before, after)
+        an int pads both sides by that much.
+
+    Returns
+    -------
+    int : ``(size + before + after - kernel) // stride + 1`` (floor division: a last
+    window that does not fit is dropped).
+    """
+    ### BEGIN SOLUTION A5.conv_counts
+    before, after = padding if isinstance(padding, (tuple, list)) else (padding, padding)
+    return int((size + before + after - kernel) // stride + 1)
+    ### END SOLUTION
+
+
+def conv2d_params(in_channels: int, out_channels: int, kernel_size, groups: int = 1,
+                  bias: bool = False) -> int:
+    """Trainable parameters of a ``Conv2d``: its weight (and bias).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int (square) or (KH, KW)
+    groups : int        1 standard, in_channels depthwise; must divide both channel counts
+    bias : bool         MobileNets' and EfficientNets' convs before a BatchNorm have none
+
+    Returns
+    -------
+    int : the weight is (C_out, C_in / groups, KH, KW), so ``C_out * (C_in / groups) * KH * KW``,
+    plus ``C_out`` with a bias.
+
+    Raises
+    ------
+    ValueError if ``groups`` does not divide ``in_channels`` and ``out_channels``.
+    """
+    ### BEGIN SOLUTION A5.conv_counts
+    KH, KW = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * 2
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"conv2d_params: groups={groups} must divide in_channels={in_channels} "
+                         f"and out_channels={out_channels}")
+    return int(out_channels * (in_channels // groups) * KH * KW + (out_channels if bias else 0))
+    ### END SOLUTION
+
+
+def conv2d_macs(in_channels: int, out_channels: int, kernel_size, output_size,
+                groups: int = 1) -> int:
+    """Multiply-accumulates of a ``Conv2d`` for ONE image (the convention above).
+
+    Every output value (C_out x H' x W' of them) is a dot product of its kernel,
+    (C_in / groups) x KH x KW weights, with the input under it. The bias add is not a MAC.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int (square) or (KH, KW)
+    output_size : int (square) or (H', W')     the OUTPUT's spatial size
+    groups : int        must divide both channel counts
+
+    Returns
+    -------
+    int : ``C_out * (C_in / groups) * KH * KW * H' * W'``.
+
+    Raises
+    ------
+    ValueError if ``groups`` does not divide ``in_channels`` and ``out_channels``.
+    """
+    ### BEGIN SOLUTION A5.conv_counts
+    KH, KW = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * 2
+    OH, OW = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"conv2d_macs: groups={groups} must divide in_channels={in_channels} "
+                         f"and out_channels={out_channels}")
+    return int(out_channels * (in_channels // groups) * KH * KW * OH * OW)
+    ### END SOLUTION
+
+
+def batchnorm2d_params(channels: int) -> int:
+    """Trainable parameters of a ``BatchNorm2d``: gamma and beta, one each per channel.
+
+    The running mean and variance are statistics, not trained, and not counted.
+    Returns ``2 * channels``.
+    """
+    ### BEGIN SOLUTION A5.bn_linear_counts
+    return int(2 * channels)
+    ### END SOLUTION
+
+
+def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
+    """Trainable parameters of a ``Linear``: weight (out, in), plus bias (out,) if ``bias``.
+
+    Returns ``in * out`` (+ ``out``).
+    """
+    ### BEGIN SOLUTION A5.bn_linear_counts
+    return int(in_features * out_features + (out_features if bias else 0))
+    ### END SOLUTION
+
+
+def linear_macs(in_features: int, out_features: int) -> int:
+    """Multiply-accumulates of a ``Linear`` for ONE input vector: ``in * out``
+    (each output is a dot product of length ``in``; the bias add is not a MAC)."""
+    ### BEGIN SOLUTION A5.bn_linear_counts
+    return int(in_features * out_features)
+    ### END SOLUTION
