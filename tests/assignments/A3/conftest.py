@@ -141,10 +141,45 @@ def separable_case(c, C_out: int, rng):
     return case
 
 
+def check_collapsed(lost, T, X, what: str) -> None:
+    """Both directions of "ReLU(T x) does not determine x", point by point: a point kept must
+    be recovered exactly from its active coordinates; for a point marked lost, a different
+    point with the same ReLU(T x) is constructed (a move along the null space of the active
+    rows that keeps every inactive coordinate negative)."""
+    lost = np.asarray(lost)
+    if lost.shape != (len(X),) or lost.dtype != bool:
+        raise AssertionError(f"{what}: expected a boolean array of shape ({len(X)},), got "
+                             f"{lost.dtype} {lost.shape}")
+    for k, (x, is_lost) in enumerate(zip(X, lost)):
+        z = T @ x
+        a = z > 0
+        if not is_lost:
+            back = np.linalg.lstsq(T[a], z[a], rcond=None)[0] if a.any() else np.zeros(2)
+            if not np.allclose(back, x, rtol=0, atol=1e-8):
+                raise AssertionError(f"{what}: point {k} {x} is marked kept, but its active "
+                                     f"coordinates ({int(a.sum())} of {len(z)}) do not determine it")
+            continue
+        if a.any():
+            _, sv, vt = np.linalg.svd(T[a])
+            if np.sum(sv > 1e-10 * sv[0]) == 2:
+                raise AssertionError(f"{what}: point {k} {x} is marked lost, but its active rows "
+                                     "span the plane: ReLU(T x) determines it")
+            v = vt[-1]
+        else:
+            v = np.array([1.0, 0.0])
+        slack = T[~a] @ v
+        eps = 0.5 * np.min(-z[~a]) / np.max(np.abs(slack)) if (~a).any() and np.any(slack) else 1.0
+        x2 = x + eps * v
+        if not np.allclose(np.maximum(T @ x2, 0), np.maximum(z, 0), rtol=0, atol=1e-10):
+            raise AssertionError(f"{what}: point {k} {x}: no other point with the same ReLU(T x) "
+                                 "was found, so it should not be marked lost")
+
+
 @pytest.fixture
 def a3():
     return SimpleNamespace(targets=targets, torchvision_block=torchvision_block,
                            make_divisible=make_divisible, v2_blocks=v2_blocks,
                            strip_bn=strip_bn, randomize=randomize, depthwise3x3=depthwise3x3,
                            pointwise=pointwise, sigmoid=sigmoid, smooth_gradient=smooth_gradient,
+                           check_collapsed=check_collapsed,
                            separable_case=separable_case)
