@@ -222,8 +222,8 @@ def separable_taps(x: np.ndarray, w_dw: np.ndarray, w_pw: np.ndarray, stride: in
     N, M, H, W = x.shape
     _, _, KH, KW = w_dw.shape
     xp = pad_input(x, padding)
-    OH = out_size(H, KH, stride, padding[0], padding[1])
-    OW = out_size(W, KW, stride, padding[2], padding[3])
+    OH = out_size(H, KH, stride, *padding[:2])                     # (top, bottom)
+    OW = out_size(W, KW, stride, *padding[2:])                     # (left, right)
     mid = np.zeros((N, M, OH, OW), dtype=x.dtype)
     for ki in range(KH):
         for kj in range(KW):
