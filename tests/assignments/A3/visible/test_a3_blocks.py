@@ -75,10 +75,12 @@ TABLE1 = [(0, 32, 64, 1), (1, 64, 128, 2), (1, 128, 128, 1), (2, 128, 256, 2), (
 
 
 def test_v1_block_settings_table():
-    """The paper's Table 1 at width 1: 13 blocks, the last one at stride 1."""
-    got = [tuple(int(v) for v in b) for b in block_settings(1.0)]
-    if got != TABLE1:
-        raise AssertionError(f"block_settings(1.0) should be {TABLE1}, got {got}")
+    """The paper's Table 1 at width 1 (13 blocks, the last one at stride 1), and at width 0.5,
+    where every channel count halves."""
+    for alpha, want in [(1.0, TABLE1), (0.5, [(s, i // 2, o // 2, st) for s, i, o, st in TABLE1])]:
+        got = [tuple(int(v) for v in b) for b in block_settings(alpha)]
+        if got != want:
+            raise AssertionError(f"block_settings({alpha}) should be {want}, got {got}")
 
 
 def check_counts(a3, rows):
