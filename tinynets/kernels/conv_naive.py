@@ -198,3 +198,64 @@ def depthwise_taps_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stri
     if m > 1:                                  # channel co came from input co // m
         dx = dx.reshape(N, C, m, H, W).sum(axis=2)
     return dx, dw
+
+
+# --------------------------------------------------------------------------
+# 4. Depthwise separable: depthwise by taps, then a pointwise 1x1 (MobileNetV1)
+# --------------------------------------------------------------------------
+def separable_taps(x: np.ndarray, w_dw: np.ndarray, w_pw: np.ndarray, stride: int,
+                   padding: Pad4) -> Tuple[np.ndarray, np.ndarray]:
+    """Depthwise separable convolution, no biases: returns (out, mid).
+
+    x (N, M, H, W); w_dw (M, 1, KH, KW), one filter per channel; w_pw (C_out, M, 1, 1).
+    With xp = pad_input(x, padding) and H', W' as ``out_size``:
+
+    * depthwise, as KH*KW shifted multiply-adds (one per tap, no loop over pixels or
+      channels): mid[n, m, i, j] = sum_{ki,kj} w_dw[m, 0, ki, kj] * xp[n, m, i*s + ki, j*s + kj],
+      mid (N, M, H', W');
+    * pointwise, a matrix product over the channels at every pixel:
+      out[n, o, i, j] = sum_m w_pw[o, m, 0, 0] * mid[n, m, i, j], out (N, C_out, H', W').
+
+    ``mid`` is what ``separable_taps_backward`` needs. Both keep x's dtype.
+    """
+    ### BEGIN SOLUTION A3.separable_forward
+    N, M, H, W = x.shape
+    _, _, KH, KW = w_dw.shape
+    xp = pad_input(x, padding)
+    OH = out_size(H, KH, stride, *padding[:2])                     # (top, bottom)
+    OW = out_size(W, KW, stride, *padding[2:])                     # (left, right)
+    mid = np.zeros((N, M, OH, OW), dtype=x.dtype)
+    for ki in range(KH):
+        for kj in range(KW):
+            shifted = xp[:, :, ki:ki + stride * OH:stride, kj:kj + stride * OW:stride]
+            mid += w_dw[None, :, 0, ki, kj, None, None] * shifted
+    out = np.einsum("om,nmhw->nohw", w_pw[:, :, 0, 0], mid)        # (N, C_out, H', W')
+    return out, mid
+    ### END SOLUTION
+
+
+def separable_taps_backward(dout: np.ndarray, x: np.ndarray, mid: np.ndarray, w_dw: np.ndarray,
+                            w_pw: np.ndarray, stride: int, padding: Pad4):
+    """Gradients of ``separable_taps``: returns (dx, dw_dw, dw_pw), shaped as x, w_dw, w_pw.
+
+    Pointwise first (it ran last): dw_pw[o, m] = sum_{n,i,j} dout[n, o, i, j] * mid[n, m, i, j]
+    and dmid = w_pw^T dout over the channels. Then each depthwise tap's forward read
+    becomes a backward add: dw_dw[m, 0, ki, kj] = sum_{n,i,j} dmid * xp[n, m, i*s + ki, j*s + kj],
+    and dmid * w_dw[m, 0, ki, kj] is added to dxp at the same places; dx = unpad(dxp).
+    """
+    ### BEGIN SOLUTION A3.separable_backward
+    _, _, KH, KW = w_dw.shape
+    OH, OW = dout.shape[2:]
+    dw_pw = np.einsum("nohw,nmhw->om", dout, mid)[:, :, None, None]
+    dmid = np.einsum("om,nohw->nmhw", w_pw[:, :, 0, 0], dout)       # (N, M, H', W')
+    xp = pad_input(x, padding)
+    dxp = np.zeros_like(xp)
+    dw_dw = np.zeros_like(w_dw)
+    for ki in range(KH):
+        for kj in range(KW):
+            rows = slice(ki, ki + stride * OH, stride)
+            cols = slice(kj, kj + stride * OW, stride)
+            dw_dw[:, 0, ki, kj] = (dmid * xp[:, :, rows, cols]).sum(axis=(0, 2, 3))
+            dxp[:, :, rows, cols] += w_dw[None, :, 0, ki, kj, None, None] * dmid
+    return unpad(dxp, padding), dw_dw, dw_pw
+    ### END SOLUTION

@@ -22,7 +22,7 @@ Mult-Adds. At alpha = 1, 224: 4,231,976 params and 568,740,352 MACs (paper: 4.2 
 """
 from __future__ import annotations
 
-from typing import Type
+from typing import List, Tuple, Type
 
 import numpy as np
 
@@ -37,6 +37,27 @@ from ._utils import ImageClassifier, init_weights, make_divisible
 
 # (out_channels, stride of the first block, blocks) per stage, paper Table 1
 STAGES = [(64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 2, 6), (1024, 2, 2)]
+
+
+def block_settings(width_mult: float = 1.0) -> List[Tuple[int, int, int, int]]:
+    """The 13 depthwise separable blocks as (stage, in_channels, out_channels, stride).
+
+    Walks ``STAGES`` in order: stage s has ``blocks`` blocks, the first with the stage's
+    stride and the others with stride 1. Every channel count is make_divisible(c *
+    width_mult, 8): the first block reads the stem's make_divisible(32 * width_mult, 8)
+    channels, and each block reads what the previous one wrote. At width 1 the list
+    starts (0, 32, 64, 1), (1, 64, 128, 2), (1, 128, 128, 1), ... and ends (4, 1024, 1024, 1).
+    """
+    ### BEGIN SOLUTION A3.mobilenet_v1
+    channels = make_divisible(32 * width_mult, 8)
+    settings = []
+    for stage, (out, stride, repeats) in enumerate(STAGES):
+        out = make_divisible(out * width_mult, 8)
+        for j in range(repeats):
+            settings.append((stage, channels, out, stride if j == 0 else 1))
+            channels = out
+    return settings
+    ### END SOLUTION
 
 
 class MobileNetV1(ImageClassifier):
@@ -69,16 +90,11 @@ class MobileNetV1(ImageClassifier):
                                 dtype=dtype)                            # (N, 32, 112, 112)
         self.bn1 = BatchNorm2d(channels, **bn)
         self.act1 = activation()
-        stages = []
-        for out, stride, repeats in STAGES:
-            out = make_divisible(out * width_mult, 8)
-            blocks = []
-            for j in range(repeats):
-                blocks.append(DepthwiseSeparable(channels, out, stride if j == 0 else 1, activation,
-                                                 norm_eps, norm_momentum, dtype=dtype))
-                channels = out
-            stages.append(Sequential(*blocks))
-        self.blocks = Sequential(*stages)                                       # (N, 1024, 7, 7)
+        stages = [[] for _ in STAGES]
+        for stage, c_in, channels, stride in block_settings(width_mult):   # ends at the last width
+            stages[stage].append(DepthwiseSeparable(c_in, channels, stride, activation, norm_eps,
+                                                    norm_momentum, dtype=dtype))
+        self.blocks = Sequential(*(Sequential(*b) for b in stages))             # (N, 1024, 7, 7)
         self.global_pool = GlobalAvgPool2d()                                    # (N, 1024, 1, 1)
         self.flatten = Flatten()                                                # (N, 1024)
         self.dropout = Dropout(dropout)

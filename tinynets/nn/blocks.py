@@ -127,7 +127,17 @@ class DepthwiseSeparable(Chain):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  activation: Type[Module] = ReLU6, norm_eps: float = 1e-5, norm_momentum: float = 0.1,
                  dtype=np.float32):
+        """Register six children, in this order (it is the order they run in):
+
+        ``conv_dw`` Conv2d(in, in, 3, stride, padding=1, groups=in, bias=False): depthwise;
+        ``bn1`` BatchNorm2d(in, norm_eps, norm_momentum); ``act1`` an ``activation()``;
+        ``conv_pw`` Conv2d(in, out, 1, bias=False): pointwise, stride 1;
+        ``bn2`` BatchNorm2d(out, norm_eps, norm_momentum); ``act2`` an ``activation()``.
+        Every layer gets ``dtype``. state_dict: ``conv_dw.weight`` (in, 1, 3, 3),
+        ``bn1.*`` (in,), ``conv_pw.weight`` (out, in, 1, 1), ``bn2.*`` (out,).
+        """
         super().__init__()
+        ### BEGIN SOLUTION A3.depthwise_separable
         self.conv_dw = Conv2d(in_channels, in_channels, 3, stride, padding=1, groups=in_channels,
                               bias=False, dtype=dtype)
         self.bn1 = BatchNorm2d(in_channels, norm_eps, norm_momentum, dtype=dtype)
@@ -135,6 +145,7 @@ class DepthwiseSeparable(Chain):
         self.conv_pw = Conv2d(in_channels, out_channels, 1, bias=False, dtype=dtype)
         self.bn2 = BatchNorm2d(out_channels, norm_eps, norm_momentum, dtype=dtype)
         self.act2 = activation()
+        ### END SOLUTION
 
 
 class StochasticDepth(Dropout):
