@@ -2,7 +2,8 @@
 
 Per assignment: ``title``, ``lesson``, ``edit`` (the files a student hands in) and
 ``tasks``; per task (``A1.<name>``): ``title``, ``file``, ``functions``,
-``prerequisites`` (earlier tasks of the same assignment) and ``tests``, a test id
+``prerequisites`` (earlier tasks of the same assignment), optional ``lesson`` (when the
+assignment spans lessons; a task in a notebook is in that lesson) and ``tests``, a test id
 (``tests/assignments/A1/visible/test_x.py::test_y``) -> points, a positive integer.
 A test under ``hidden/`` never ships to students. Optional ``public``: file -> why it may
 show lines of a solution (the library's fast path computing the same thing).
@@ -64,8 +65,16 @@ def select(spec: dict, names: Optional[str]) -> List[str]:
     return [a for a in spec if a in chosen]
 
 
+LESSON_FILE = re.compile(r"^lessons/(\d+)_")
+
+
 def stub_message(spec: dict, tag: str) -> str:
-    return f"{tag}: see lesson {spec[tag.split('.')[0]]['lesson']}"
+    """The stub's message: the task's lesson (its own ``lesson``, the lesson notebook it is
+    in, or the assignment's)."""
+    a = spec[tag.split(".")[0]]
+    task = a["tasks"].get(tag, {})
+    m = LESSON_FILE.match(task.get("file", ""))
+    return f"{tag}: see lesson {task.get('lesson') or (m and m.group(1)) or a['lesson']}"
 
 
 def is_hidden(test_id: str) -> bool:
