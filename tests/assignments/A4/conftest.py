@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import tinynets as tn
+from tinynets.nn.counting import LayerCount
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 KEYS = os.path.join(FIXTURES, "torchvision_keys.json")
@@ -59,16 +60,10 @@ def run_no_grad(module, x):
         return module(x)
 
 
-def numerical(checks, module, array, x, dout, h=1e-3, seed=None):
-    """Five-point central differences of sum(module(x) * dout) with respect to ``array``
-    (x itself or a parameter's data, perturbed in place and restored): the error of the
-    stencil is of order h^4, so h = 1e-3 leaves rounding (~1e-12) as the limit. ``seed``:
-    ``tn.manual_seed(seed)`` before every forward, so a stochastic depth mask stays the same."""
-    def loss():
-        if seed is not None:
-            tn.manual_seed(seed)
-        return np.sum(run_no_grad(module, x) * dout)
-
+def five_point(loss, array, h=1e-3):
+    """d loss() / d array by five-point central differences, ``array`` perturbed in place
+    and restored. The stencil's error is of order h^4, so with h = 1e-3 rounding (~1e-12)
+    is the limit."""
     grad = np.zeros_like(array)
     flat, gflat = array.reshape(-1), grad.reshape(-1)
     for i in range(array.size):
@@ -80,6 +75,18 @@ def numerical(checks, module, array, x, dout, h=1e-3, seed=None):
         flat[i] = old
         gflat[i] = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * h)
     return grad
+
+
+def numerical(checks, module, array, x, dout, h=1e-3, seed=None):
+    """Five-point differences of sum(module(x) * dout) with respect to ``array`` (x itself
+    or a parameter's data). ``seed``: ``tn.manual_seed(seed)`` before every forward, so that
+    a stochastic depth mask stays the same."""
+    def loss():
+        if seed is not None:
+            tn.manual_seed(seed)
+        return np.sum(run_no_grad(module, x) * dout)
+
+    return five_point(loss, array, h)
 
 
 def expect_gradient(checks, what, got, num, tol=1e-7):
@@ -164,10 +171,80 @@ def parts(block):
     return list(block.block)
 
 
+# ------------------------------------------------------------ lesson 05's exercises
+def silu_se_weights(C, S, seed):
+    """A float64 SqueezeExcitation(C, S, SiLU, Sigmoid) with random weights whose own forward
+    and backward refuse to run (the exercise works from the weights)."""
+    se = tn.SqueezeExcitation(C, S, tn.SiLU, tn.Sigmoid, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for p in se.parameters():
+        p.data[...] = rng.standard_normal(p.data.shape)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("A4.try_se_silu_backward: compute dx from the weights; the layer's "
+                             "forward and backward may not run")
+    se.forward = refuse
+    se.backward = refuse
+    return se
+
+
+def silu_se_forward(se, x):
+    """y = x * sigmoid(W2 silu(W1 mean_HW(x) + b1) + b2), in NumPy."""
+    W1, b1 = se.fc1.weight.data[:, :, 0, 0], se.fc1.bias.data
+    W2, b2 = se.fc2.weight.data[:, :, 0, 0], se.fc2.bias.data
+    a1 = x.mean(axis=(2, 3)) @ W1.T + b1
+    u = a1 / (1 + np.exp(-a1))
+    s = 1 / (1 + np.exp(-(u @ W2.T + b2)))
+    return x * s[:, :, None, None]
+
+
+def check_silu_backward(checks, fn, cases):
+    for k, (N, C, H, W, S) in enumerate(cases):
+        se = silu_se_weights(C, S, seed=k)
+        rng = np.random.default_rng(30 + k)
+        x, dout = rng.standard_normal((2, N, C, H, W))
+        dx = fn(se, x.copy(), dout.copy())
+        num = five_point(lambda: np.sum(silu_se_forward(se, x) * dout), x)
+        expect_gradient(checks, f"se_silu_backward, SqueezeExcitation({C}, {S}) on {x.shape}, "
+                        "vs finite differences", dx, num)
+
+
+class Summary:
+    """What the exercises read of a ``Summary``: rows, params, macs."""
+
+    def __init__(self, rows, params):
+        self.rows, self.params, self.macs = rows, params, sum(r.macs for r in rows)
+
+
+NO_SE = ("count_params", "count_macs", "count_flops", "summary", "profile", "Identity", "models",
+         "mobilenet_v3_large", "MobileNetV3")
+
+
+def fake_rows(spatial, fixed):
+    """LayerCount rows: ``spatial`` (channels, H at 224, MACs per pixel) as 4-D conv rows,
+    ``fixed`` (name, out_shape, MACs) as rows on pooled vectors."""
+    rows = [LayerCount(f"features.{i}.0", "Conv2d", (1, c, h, h), 10, a * h * h, 2 * a * h * h)
+            for i, (c, h, a) in enumerate(spatial)]
+    rows += [LayerCount(name, "Linear" if len(shape) == 2 else "Conv2d", shape, 7, m, 2 * m)
+             for name, shape, m in fixed]
+    return rows
+
+
+def expect_macs_at(fn, spatial, fixed, resolutions):
+    for r in resolutions:
+        want = sum(a * (h * r // 224) ** 2 for _, h, a in spatial) + sum(m for *_, m in fixed)
+        got = fn(r)
+        if not abs(got - want) < 0.5:
+            raise AssertionError(f"macs_at({r}) should be {want:,}, got {got}")
+
+
 @pytest.fixture
 def a4():
-    return SimpleNamespace(se_numpy=se_numpy, se_weights=se_weights, make_se=make_se,
-                           sigmoid=sigmoid, numerical=numerical, expect_gradient=expect_gradient, run_no_grad=run_no_grad,
-                           torchvision_entries=torchvision_entries, expect_keys=expect_keys,
-                           smooth=smooth, parts=parts,
-                           v3_targets=v3_targets, expect_counts=expect_counts)
+    return SimpleNamespace(
+        se_numpy=se_numpy, se_weights=se_weights, make_se=make_se, sigmoid=sigmoid,
+        five_point=five_point, numerical=numerical, expect_gradient=expect_gradient,
+        run_no_grad=run_no_grad, torchvision_entries=torchvision_entries,
+        expect_keys=expect_keys, smooth=smooth, parts=parts, v3_targets=v3_targets,
+        expect_counts=expect_counts, silu_se_weights=silu_se_weights,
+        check_silu_backward=check_silu_backward, NO_SE=NO_SE, Summary=Summary,
+        fake_rows=fake_rows, expect_macs_at=expect_macs_at)
