@@ -101,8 +101,8 @@ class MobileNetV3(ImageClassifier):
         def adjust(c: int) -> int:
             return make_divisible(c * width_mult, 8)
 
-        ### BEGIN SOLUTION A4.mobilenet_v3
         bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, dtype=dtype)
+        ### BEGIN SOLUTION A4.mobilenet_v3
         layers = [Conv2dNormActivation(3, adjust(table[0][0]), 3, stride=2, activation=HardSwish,
                                        **bn)]                                   # (N, 16, 112, 112)
         for c_in, k, exp, c_out, use_se, act, s in table:

@@ -280,9 +280,9 @@ class InvertedResidualV3(_ResidualBlock):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"InvertedResidualV3: stride must be 1 or 2, got {stride}")
+        bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, dtype=dtype)
         ### BEGIN SOLUTION A4.inverted_residual_v3
         self.use_res_connect = stride == 1 and in_channels == out_channels
-        bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, dtype=dtype)
         layers: List[Module] = []
         if expanded_channels != in_channels:
             layers.append(Conv2dNormActivation(in_channels, expanded_channels, 1,
@@ -324,10 +324,10 @@ class MBConv(_ResidualBlock):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"MBConv: stride must be 1 or 2, got {stride}")
+        cna = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding, dtype=dtype)
         ### BEGIN SOLUTION A4.mbconv
         self.use_res_connect = stride == 1 and in_channels == out_channels
         expanded = make_divisible(in_channels * expand_ratio, 8)
-        cna = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding, dtype=dtype)
         layers: List[Module] = []
         if expanded != in_channels:
             layers.append(Conv2dNormActivation(in_channels, expanded, 1, activation=activation, **cna))
