@@ -239,6 +239,19 @@ def expect_macs_at(fn, spatial, fixed, resolutions):
 
 
 @pytest.fixture
+def no_dropout(monkeypatch):
+    """StochasticDepth's task is the per-sample mask written out: the library's Dropout (its
+    forward, backward and _keep_mask) refuses to run while a test uses this fixture."""
+    from tinynets.nn import layers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("StochasticDepth should not call Dropout's forward, backward or "
+                             "_keep_mask: write the per-sample mask and its backward yourself")
+    for name in ("forward", "backward", "_keep_mask"):
+        monkeypatch.setattr(layers.Dropout, name, refuse)
+
+
+@pytest.fixture
 def a4():
     return SimpleNamespace(
         se_numpy=se_numpy, se_weights=se_weights, make_se=make_se, sigmoid=sigmoid,

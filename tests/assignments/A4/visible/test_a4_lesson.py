@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.A4, pytest.mark.numpy_only]
 
 LARGE_SE = [(72, 24), (120, 32), (120, 32), (480, 120), (672, 168), (672, 168), (960, 240),
             (960, 240)]                             # (C_exp, S) of MobileNetV3-Large's SE layers
+SMALL_SE = [(16, 8), (96, 24), (240, 64), (240, 64), (120, 32), (144, 40), (288, 72), (576, 144),
+            (576, 144)]                             # and of MobileNetV3-Small's
 
 
 def test_try_se_silu_backward_numerical(checks, a4):
@@ -24,7 +26,7 @@ def test_try_se_silu_backward_numerical(checks, a4):
 def test_try_squeeze_width_table(checks):
     ns = checks.exercise("05", "A4.try_squeeze_width", forbid=("tinynets", "make_divisible"))
     fn = checks.defined(ns, "squeeze_width", "A4.try_squeeze_width")
-    table = LARGE_SE + [(16, 8), (96, 24), (240, 64), (144, 40), (288, 72), (576, 144)] + \
+    table = LARGE_SE + SMALL_SE + \
         [(1, 8), (4, 8), (40, 16), (64, 16), (100, 24), (200, 48), (328, 80), (1000, 248)]
     wrong = [(c, s, fn(c)) for c, s in table if fn(c) != s]
     if wrong:
@@ -33,16 +35,18 @@ def test_try_squeeze_width_table(checks):
                              f"squeeze_width({c}) should be {s}, got {got}")
 
 
-def test_try_no_se_counts_large(checks, a4):
-    """Large's SE widths and totals: 3,970,752 params and 215,082,560 MACs without SE."""
-    large = tn.Sequential(*[tn.SqueezeExcitation(c, s) for c, s in LARGE_SE])
-    summaries = {"Large": type("S", (), {"params": 5_483_032, "macs": 216_589_760})()}
+def test_try_no_se_counts_small(checks, a4):
+    """The cell runs on MobileNetV3-Small's SE layers and totals (given as ``large`` and
+    ``summaries['Large']``): the same formulas, other numbers than the lesson's."""
+    large = tn.Sequential(*[tn.SqueezeExcitation(c, s) for c, s in SMALL_SE])
+    summaries = {"Large": type("S", (), {"params": 2_542_856, "macs": 56_510_400})()}
     ns = checks.exercise("05", "A4.try_no_se_counts", forbid=a4.NO_SE, large=large,
                          summaries=summaries)
     got = (checks.defined(ns, "no_se_params", "A4.try_no_se_counts"),
            checks.defined(ns, "no_se_macs", "A4.try_no_se_counts"))
-    if got != (3_970_752, 215_082_560):
-        raise AssertionError(f"(no_se_params, no_se_macs) should be (3970752, 215082560), got {got}")
+    if got != (2_081_216, 56_051_648):
+        raise AssertionError(f"(no_se_params, no_se_macs) for MobileNetV3-Small's SE layers and "
+                             f"totals should be (2081216, 56051648), got {got}")
 
 
 def test_try_macs_at_rows(checks, a4):

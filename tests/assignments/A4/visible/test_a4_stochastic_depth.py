@@ -4,7 +4,8 @@
 Checked by what must hold, not by a copy of a reference: with a fixed seed, in "row" mode
 every sample is either dropped (all zeros) or kept and scaled by exactly 1/(1-p); the
 fraction dropped is p within five standard errors; eval mode is the identity; backward
-multiplies by the mask that forward drew.
+multiplies by the mask that forward drew. The layer is to be written out: during these
+tests the library's ``Dropout`` methods refuse to run (the ``no_dropout`` fixture).
 """
 import math
 
@@ -14,7 +15,7 @@ import pytest
 import tinynets as tn
 from tinynets.nn.blocks import StochasticDepth
 
-pytestmark = [pytest.mark.A4, pytest.mark.numpy_only]
+pytestmark = [pytest.mark.A4, pytest.mark.numpy_only, pytest.mark.usefixtures("no_dropout")]
 
 
 def kept_rows(what, x, y, p):
