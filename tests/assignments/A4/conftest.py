@@ -178,7 +178,7 @@ def silu_se_weights(C, S, seed):
     se = tn.SqueezeExcitation(C, S, tn.SiLU, tn.Sigmoid, dtype=np.float64)
     rng = np.random.default_rng(seed)
     for p in se.parameters():
-        p.data[...] = rng.standard_normal(p.data.shape)
+        p.data[...] = rng.standard_normal(p.data.shape) * 0.5
 
     def refuse(*args, **kwargs):
         raise AssertionError("A4.try_se_silu_backward: compute dx from the weights; the layer's "
