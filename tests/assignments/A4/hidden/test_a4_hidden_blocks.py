@@ -11,7 +11,7 @@ from tinynets.nn.blocks import InvertedResidualV3, MBConv
 pytestmark = [pytest.mark.A4, pytest.mark.hidden]
 
 
-def test_bneck_v3_all_torchvision_blocks(a4):
+def test_inverted_residual_v3_all_torchvision_blocks(a4):
     for model, table in (("mobilenet_v3_large", LARGE), ("mobilenet_v3_small", SMALL)):
         for i, (c_in, k, exp, c_out, use_se, act, s) in enumerate(table, 1):
             block = InvertedResidualV3(c_in, k, exp, c_out, use_se, ACTIVATIONS[act], s)
@@ -35,7 +35,7 @@ def _grad_check(checks, a4, what, block, x, seed=None, param=None):
                            a4.numerical(checks, block, p.data, x, dout, seed=seed))
 
 
-def test_bneck_v3_numerical_gradient(checks, a4):
+def test_inverted_residual_v3_numerical_gradient(checks, a4):
     """Residual with SE, stride 2 with SE, no expansion: train and eval mode."""
     cases = [(4, 3, 12, 4, True, 1), (4, 5, 8, 6, True, 2), (6, 3, 6, 6, False, 1)]
     for j, (c_in, k, E, c_out, use_se, s) in enumerate(cases):
@@ -50,7 +50,7 @@ def test_bneck_v3_numerical_gradient(checks, a4):
                         param=first)
 
 
-def test_mbconv_numerical_gradient_with_stochastic_depth(checks, a4):
+def test_mbconv_numerical_gradient_with_residual_drop(checks, a4):
     """A residual MBConv with p = 0.5 in train mode (the same mask in every forward: some
     samples dropped, some kept), and a stride-2 one in eval mode."""
     tn.manual_seed(3)

@@ -30,7 +30,7 @@ MB_BLOCKS = {
 }
 
 
-def test_bneck_v3_torchvision_keys(a4):
+def test_inverted_residual_v3_torchvision_keys(a4):
     """Four bnecks of torchvision's MobileNetV3: without expansion, with SE, h-swish."""
     for (model, prefix), args in V3_BLOCKS.items():
         block = InvertedResidualV3(*args)
@@ -54,7 +54,7 @@ def _check_cna(what, cna, c_in, c_out, k, stride, groups, act, eps, momentum):
                              f"{getattr(has, '__name__', has)}")
 
 
-def test_bneck_v3_layers_and_residual(a4):
+def test_inverted_residual_v3_layers_and_residual(a4):
     """Expand (only when E != in), depthwise (stride, groups E), SE (V3's squeeze width,
     ReLU and HardSigmoid), linear projection; the residual when stride 1 and in == out."""
     cases = [  # args, norm (eps, momentum), squeeze width, residual
@@ -101,7 +101,7 @@ def test_mbconv_torchvision_keys(a4):
                        a4.torchvision_entries("efficientnet_b0", prefix))
 
 
-def test_mbconv_widths_and_stochastic_depth(a4):
+def test_mbconv_widths_se_and_residual_drop(a4):
     """E = make_divisible(in * t, 8), the SE squeezes to max(1, in // 4) with SiLU and
     Sigmoid, se=False leaves it out, and every block has its StochasticDepth(p, 'row')."""
     cases = [  # args, keywords, E, squeeze or None, residual
