@@ -75,6 +75,22 @@ class MobileNetV3(ImageClassifier):
     def __init__(self, arch: str = "large", num_classes: int = 1000, width_mult: float = 1.0,
                  dropout: float = 0.2, norm_eps: float = 1e-3, norm_momentum: float = 0.01,
                  dtype=np.float32):
+        """Build ``features``, ``avgpool``, ``flatten``, ``last_channel`` and ``classifier``
+        from ``table, last = ARCHS[arch]``, with adjust(c) = make_divisible(c * width_mult, 8)
+        and norm_eps, norm_momentum, dtype for every block:
+
+        * ``features`` = Sequential of: the stem Conv2dNormActivation(3, adjust(in of the
+          first row), 3, stride=2, activation=HardSwish); one InvertedResidualV3 per row
+          (c_in, k, exp, c_out, use_se, act, s) -> (adjust(c_in), k, adjust(exp),
+          adjust(c_out), use_se, ACTIVATIONS[act], s); a Conv2dNormActivation(C, 6 * C, 1,
+          activation=HardSwish) with C = adjust(c_out of the last row);
+        * ``avgpool`` = GlobalAvgPool2d(), ``flatten`` = Flatten(), ``last_channel`` =
+          adjust(last);
+        * ``classifier`` = Sequential(Linear(6 * C, last_channel), HardSwish(),
+          Dropout(dropout), Linear(last_channel, num_classes)).
+
+        ``init_weights`` (below) then draws torchvision's initial weights.
+        """
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"MobileNetV3: arch must be 'large' or 'small', got {arch!r}")
@@ -86,6 +102,7 @@ class MobileNetV3(ImageClassifier):
             return make_divisible(c * width_mult, 8)
 
         bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, dtype=dtype)
+        ### BEGIN SOLUTION A4.mobilenet_v3
         layers = [Conv2dNormActivation(3, adjust(table[0][0]), 3, stride=2, activation=HardSwish,
                                        **bn)]                                   # (N, 16, 112, 112)
         for c_in, k, exp, c_out, use_se, act, s in table:
@@ -101,6 +118,7 @@ class MobileNetV3(ImageClassifier):
         self.classifier = Sequential(
             Linear(lastconv_out, self.last_channel, dtype=dtype), HardSwish(),  # (N, 1280)
             Dropout(dropout), Linear(self.last_channel, num_classes, dtype=dtype))
+        ### END SOLUTION
         init_weights(self, linear="normal")
 
 

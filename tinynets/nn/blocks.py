@@ -30,7 +30,7 @@ from ..kernels import norm as kernels_norm
 from .containers import Chain, Identity, Sequential
 from .counting import LayerCount
 from .grad_mode import get_rng, is_grad_enabled
-from .module import Module
+from .module import Module, check_array
 from .norm import FUSED_ACTIVATIONS, BatchNorm2d, activation_code
 from .se import SqueezeExcitation
 
@@ -153,8 +153,8 @@ class StochasticDepth(Dropout):
 
     Train mode: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) of shape (N, 1, 1, 1)
     ("row": one draw per sample) or (1, 1, 1, 1) ("batch"); eval mode or p == 0: y = x.
-    Backward multiplies by the same mask: it is ``Dropout`` with another mask shape.
-    Cache: the scaled mask (None when identity).
+    Backward multiplies by the same mask: it is ``Dropout`` with another mask shape,
+    written out here. Cache: the scaled mask (None when identity).
     """
 
     def __init__(self, p: float, mode: str = "row"):
@@ -166,9 +166,35 @@ class StochasticDepth(Dropout):
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode}"
 
-    def _keep_mask(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, ...) -> y, x's shape and dtype: x * keep / (1 - p) in train mode, x itself
+        (``self.keep(None)``) in eval mode or when p == 0.
+
+        keep = ``get_rng().random(size) < 1 - p`` (tinynets' generator, so ``manual_seed``
+        repeats it), size (N, 1, ..., 1) in "row" mode (one draw per sample) or (1, ..., 1)
+        in "batch" mode, x.ndim axes either way. scaled = keep as x's dtype, divided by
+        (1 - p) when p < 1 (p == 1: y = 0). ``self.keep(scaled)``; return ``x * scaled``.
+        """
+        check_array(self, x, None)
+        ### BEGIN SOLUTION A4.stochastic_depth
+        if not self.training or self.p == 0:
+            self.keep(None)
+            return x
         size = (x.shape[0],) + (1,) * (x.ndim - 1) if self.mode == "row" else (1,) * x.ndim
-        return get_rng().random(size) < 1.0 - self.p
+        scaled = (get_rng().random(size) < 1.0 - self.p).astype(x.dtype)
+        if self.p < 1:
+            scaled /= x.dtype.type(1 - self.p)      # E[y] = x, so eval mode needs no rescale
+        self.keep(scaled)
+        return x * scaled
+        ### END SOLUTION
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dx = dout * the scaled mask that forward kept (``(scaled,) = self.take()``), or
+        dout itself when forward was the identity (the cache holds None). Shape of dout."""
+        ### BEGIN SOLUTION A4.stochastic_depth
+        (scaled,) = self.take()
+        return dout if scaled is None else dout * scaled
+        ### END SOLUTION
 
 
 class _ResidualBlock(Module):
@@ -245,12 +271,9 @@ class InvertedResidual(_ResidualBlock):
 
 
 class InvertedResidualV3(_ResidualBlock):
-    """MobileNetV3's bneck (Howard et al. 2019), keys ``block.k...`` as torchvision.
-
-    Branch: 1x1 expand + BN + act (omitted when expanded == in), dw k x k (stride) +
-    BN + act, optional SE(expanded, make_divisible(expanded // 4, 8)) with ReLU and a
-    HardSigmoid gate, 1x1 project + BN. ``activation`` is ReLU ("RE") or HardSwish ("HS").
-    Residual iff stride == 1 and in == out.
+    """MobileNetV3's bneck (Howard et al. 2019), keys ``block.k...`` as torchvision: [1x1
+    expand] -> dw k x k (stride) -> [SE, V3's squeeze width and gate] -> 1x1 linear project
+    (``__init__`` lists the layers). ``activation``: ReLU ("RE") or HardSwish ("HS").
 
     Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
     """
@@ -258,11 +281,19 @@ class InvertedResidualV3(_ResidualBlock):
     def __init__(self, in_channels: int, kernel_size: int, expanded_channels: int,
                  out_channels: int, use_se: bool, activation: Type[Module], stride: int,
                  norm_eps: float = 1e-3, norm_momentum: float = 0.01, dtype=np.float32):
+        """Set ``use_res_connect`` (stride 1 and in == out) and ``block``, a Sequential of
+        (E = expanded_channels; each Conv2dNormActivation with norm_eps, norm_momentum, dtype):
+        [E != in: Conv2dNormActivation(in, E, 1) with ``activation``],
+        Conv2dNormActivation(E, E, kernel_size, stride, groups=E) with ``activation``,
+        [use_se: SqueezeExcitation(E, make_divisible(E // 4, 8), ReLU, HardSigmoid, dtype)],
+        Conv2dNormActivation(E, out, 1, activation=None). Keys: ``block.0.0.weight``, ...
+        """
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"InvertedResidualV3: stride must be 1 or 2, got {stride}")
-        self.use_res_connect = stride == 1 and in_channels == out_channels
         bn = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, dtype=dtype)
+        ### BEGIN SOLUTION A4.inverted_residual_v3
+        self.use_res_connect = stride == 1 and in_channels == out_channels
         layers: List[Module] = []
         if expanded_channels != in_channels:
             layers.append(Conv2dNormActivation(in_channels, expanded_channels, 1,
@@ -274,17 +305,16 @@ class InvertedResidualV3(_ResidualBlock):
             layers.append(SqueezeExcitation(expanded_channels, squeeze, ReLU, HardSigmoid, dtype=dtype))
         layers.append(Conv2dNormActivation(expanded_channels, out_channels, 1, activation=None, **bn))
         self.block = Sequential(*layers)
+        ### END SOLUTION
 
 
 class MBConv(_ResidualBlock):
-    """EfficientNet's mobile inverted bottleneck (Tan & Le 2019), keys ``block.k...``.
-
-    expanded = make_divisible(in_channels * expand_ratio, 8). Branch: 1x1 expand + BN +
-    act (omitted when expanded == in), dw k x k (stride) + BN + act, SE(expanded,
-    max(1, in_channels // 4)) with SiLU and a Sigmoid gate (omitted when ``se=False``,
-    as in EfficientNet-Lite), 1x1 project + BN. Residual blocks (stride 1, in == out)
-    drop the branch with probability ``stochastic_depth_prob`` before the add;
-    ``stochastic_depth`` exists on every block, as torchvision, but acts only there.
+    """EfficientNet's mobile inverted bottleneck (Tan & Le 2019), keys ``block.k...``: [1x1
+    expand] -> dw k x k (stride) -> [SE, squeezed from the block's input width; none with
+    ``se=False``, as in EfficientNet-Lite] -> 1x1 linear project (``__init__`` lists the
+    layers). Residual blocks (stride 1, in == out) drop the branch with probability
+    ``stochastic_depth_prob`` before the add; ``stochastic_depth`` exists on every block, as
+    in torchvision, but acts only there.
 
     Shapes: (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
     """
@@ -293,12 +323,22 @@ class MBConv(_ResidualBlock):
                  stride: int, stochastic_depth_prob: float = 0.0, se: bool = True,
                  activation: Type[Module] = SiLU, norm_eps: float = 1e-5,
                  norm_momentum: float = 0.1, padding=None, dtype=np.float32):
+        """Set ``use_res_connect`` (stride 1 and in == out), ``block`` and, on every block,
+        ``stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")``. E =
+        make_divisible(in * expand_ratio, 8); ``block`` is a Sequential of (each
+        Conv2dNormActivation with norm_eps, norm_momentum, padding, dtype):
+        [E != in: Conv2dNormActivation(in, E, 1) with ``activation``],
+        Conv2dNormActivation(E, E, kernel_size, stride, groups=E) with ``activation``,
+        [se: SqueezeExcitation(E, max(1, in // 4), SiLU, Sigmoid, dtype)],
+        Conv2dNormActivation(E, out, 1, activation=None).
+        """
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"MBConv: stride must be 1 or 2, got {stride}")
+        cna = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding, dtype=dtype)
+        ### BEGIN SOLUTION A4.mbconv
         self.use_res_connect = stride == 1 and in_channels == out_channels
         expanded = make_divisible(in_channels * expand_ratio, 8)
-        cna = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding, dtype=dtype)
         layers: List[Module] = []
         if expanded != in_channels:
             layers.append(Conv2dNormActivation(in_channels, expanded, 1, activation=activation, **cna))
@@ -311,3 +351,4 @@ class MBConv(_ResidualBlock):
         layers.append(Conv2dNormActivation(expanded, out_channels, 1, activation=None, **cna))
         self.block = Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+        ### END SOLUTION

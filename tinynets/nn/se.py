@@ -72,22 +72,60 @@ class SqueezeExcitation(Module):
         return [(n, self._modules[n]) for n in ("avgpool", "fc1", "activation", "fc2", "scale_activation")]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = x * s, with the gate s = scale_activation(fc2(activation(fc1(avgpool(x))))).
+
+        Parameters
+        ----------
+        x : (N, C, H, W), C = ``input_channels``, in the layers' dtype (checked above)
+
+        Returns
+        -------
+        y : (N, C, H, W), same dtype: every channel of every image times its own gate.
+
+        Run the five layers of ``self._gate_layers()`` in that order, calling each one
+        (``s = layer(s)``, so that each keeps its own cache for backward), starting from
+        s = x: the shapes go (N, C, H, W) -> (N, C, 1, 1) -> (N, S, 1, 1) -> (N, S, 1, 1)
+        -> (N, C, 1, 1) -> (N, C, 1, 1). Then keep ``(x, s)`` for backward with
+        ``self.keep(x, s)`` (s of shape (N, C, 1, 1)) and return ``x * s`` (broadcast over
+        H and W). Use the layers the instance holds, whatever their activations are.
+        """
         check_array(self, x, 4, self.input_channels)
+        ### BEGIN SOLUTION A4.se_forward
         s = x
         for _, layer in self._gate_layers():
             s = layer(s)                                    # ends as (N, C, 1, 1)
         self.keep(x, s)
         return x * s
+        ### END SOLUTION
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dL/dx for y = x * s(x), by the product rule; the gate's layers accumulate
+        their parameters' gradients (fc1, fc2 ``.grad +=``) in their own backward.
+
+        Parameters
+        ----------
+        dout : (N, C, H, W), dL/dy
+
+        Returns
+        -------
+        dx : (N, C, H, W) = dout * s (the direct path) + the gate path.
+
+        With ``x, s = self.take()`` (the forward's cache, taken above): the gate s was
+        broadcast over H and W, so dL/ds = sum over H, W of dout * x, shape (N, C, 1, 1)
+        (keepdims). Send it back through the five layers of ``self._gate_layers()`` in
+        reverse order, ``ds = layer.backward(ds)``: the pooling's backward returns
+        (N, C, H, W), already divided by H*W and broadcast. Return dout * s + that.
+        """
         x, s = self.take()
         check_array(self, dout, 4, self.input_channels, what="dout")
         if dout.shape != x.shape:
             raise ValueError(f"{self!r}: dout must have the input's shape {x.shape}, got {dout.shape}")
+        ### BEGIN SOLUTION A4.se_backward
         ds = np.sum(dout * x, axis=(2, 3), keepdims=True)   # (N, C, 1, 1): s was broadcast over H, W
         for _, layer in reversed(self._gate_layers()):
             ds = layer.backward(ds)                         # pooling spreads it: / (H*W)
         return dout * s + ds
+        ### END SOLUTION
 
     def profile(self, input_shape, prefix: str = "") -> Tuple[Tuple[int, ...], List[LayerCount]]:
         """Rows for the pooling, fc1, activation, fc2 and gate, then one row for the
