@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets.nn.blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
-                             InvertedResidualV3, MBConv, StochasticDepth, make_divisible)
+from tinynets.nn.blocks import (Conv2dNormActivation, DepthwiseSeparable, StochasticDepth,
+                                make_divisible)
+from tinynets.nn.residual import InvertedResidual, InvertedResidualV3, MBConv
 from tinynets.nn.se import SqueezeExcitation
 
 pytestmark = pytest.mark.task_blocks

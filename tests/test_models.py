@@ -20,7 +20,8 @@ import pytest
 
 import tinynets as tn
 from tinynets.tools.gradcheck import KinkWatch
-from tinynets.nn.blocks import MBConv, StochasticDepth
+from tinynets.nn.blocks import StochasticDepth
+from tinynets.nn.residual import MBConv
 from tinynets.models import (compound_coefficients, compound_scaling_table, efficientnet,
                              get_model, list_models)
 

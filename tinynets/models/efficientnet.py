@@ -36,7 +36,8 @@ from typing import Dict, Optional, Type
 import numpy as np
 
 from ..nn.activations import ReLU6, SiLU
-from ..nn.blocks import Conv2dNormActivation, MBConv
+from ..nn.blocks import Conv2dNormActivation
+from ..nn.residual import MBConv
 from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
 from ..nn.containers import Sequential
 from ..nn.module import Module

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.blocks import Conv2dNormActivation, InvertedResidual
+from ..nn.blocks import Conv2dNormActivation
+from ..nn.residual import InvertedResidual
 from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
 from ..nn.containers import Sequential
 from ._utils import ImageClassifier, init_weights, make_divisible

@@ -26,7 +26,8 @@ from typing import List, Tuple
 import numpy as np
 
 from ..nn.activations import HardSwish, ReLU
-from ..nn.blocks import Conv2dNormActivation, InvertedResidualV3
+from ..nn.blocks import Conv2dNormActivation
+from ..nn.residual import InvertedResidualV3
 from ..nn.layers import Dropout, Flatten, GlobalAvgPool2d, Linear
 from ..nn.containers import Sequential
 from ._utils import ImageClassifier, init_weights, make_divisible

@@ -6,13 +6,13 @@ Every layer has a ``forward`` and a ``backward`` side by side (lessons 01-06):
   ``no_grad``; ``caches`` (what ``keep``/``take`` guard against) and ``errors``
   (``check_array``, qualified names in errors);
 * ``conv``, ``norm``, ``activations``, ``layers``, ``loss``: the layers;
-* ``se``, ``blocks``: squeeze-and-excitation and the blocks of MobileNet and EfficientNet;
+* ``se``, ``blocks``, ``residual``: squeeze-and-excitation, the plain blocks and the
+  residual blocks of MobileNet and EfficientNet;
 * ``counting``: parameters, MACs and FLOPs from each layer's own shape arithmetic.
 """
 from .activations import (HardSigmoid, Hardsigmoid, HardSwish, Hardswish, ReLU, ReLU6, Sigmoid,
                           SiLU, Swish, sigmoid)
-from .blocks import (Conv2dNormActivation, DepthwiseSeparable, InvertedResidual,
-                     InvertedResidualV3, MBConv, StochasticDepth, make_divisible)
+from .blocks import Conv2dNormActivation, DepthwiseSeparable, StochasticDepth, make_divisible
 from .containers import Chain, Identity, Sequential
 from .conv import Conv2d, tf_same_padding
 from .counting import LayerCount, Summary, count_flops, count_macs, count_params, summary
@@ -21,6 +21,7 @@ from .layers import Dropout, Flatten, GlobalAvgPool2d, Linear
 from .loss import CrossEntropyLoss, log_softmax
 from .module import Module, Parameter, check_array
 from .norm import BatchNorm2d
+from .residual import InvertedResidual, InvertedResidualV3, MBConv
 from .se import SqueezeExcitation
 
 __all__ = [

@@ -6,7 +6,7 @@ import pytest
 
 import tinynets as tn
 from tinynets.models.mobilenet_v3 import ACTIVATIONS, LARGE, SMALL
-from tinynets.nn.blocks import InvertedResidualV3, MBConv
+from tinynets.nn.residual import InvertedResidualV3, MBConv
 
 pytestmark = [pytest.mark.A4, pytest.mark.hidden]
 

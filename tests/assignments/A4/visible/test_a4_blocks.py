@@ -1,5 +1,5 @@
 """A4, visible: MobileNetV3's bneck (``InvertedResidualV3``) and EfficientNet's ``MBConv``,
-built from their parts (``tinynets/nn/blocks.py``).
+built from their parts (``tinynets/nn/residual.py``).
 
 A block's state_dict must have torchvision's keys and shapes, in order
 (``tests/fixtures/torchvision_keys.json``); its parts must be the ones the docstring
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets.nn.blocks import InvertedResidualV3, MBConv
+from tinynets.nn.residual import InvertedResidualV3, MBConv
 
 pytestmark = [pytest.mark.A4]
 
