@@ -117,8 +117,8 @@ class Dropout(Module):
     the rest by 1/(1-p), so eval mode is the identity (p = 1 zeroes everything, as in
     PyTorch). Cache: the scaled mask (train only; None when the layer is the identity).
 
-    ``StochasticDepth`` is the same layer with one draw per sample instead of per value:
-    it overrides only ``_keep_mask``.
+    ``StochasticDepth`` (nn/blocks.py) is the same idea with one draw per sample instead
+    of per value, written out in its own forward and backward.
     """
 
     def __init__(self, p: float = 0.5):
