@@ -8,7 +8,7 @@ import pytest
 
 from tinynets.training import loop
 
-pytestmark = [pytest.mark.A6, pytest.mark.hidden, pytest.mark.numpy_only]
+pytestmark = [pytest.mark.A6, pytest.mark.hidden]
 
 
 class Log(list):
