@@ -138,6 +138,20 @@ def replay(expect, prefix: str, what: str) -> None:
 
 
 @pytest.fixture
+def no_trainer(monkeypatch):
+    """The library's own loop (``Trainer``) refuses to run: ``train_epoch`` must be yours."""
+    from tinynets.training import trainer
+
+    def refuse(name):
+        def refused(*args, **kwargs):
+            raise AssertionError(f"train_epoch must be your own loop; it called Trainer.{name}")
+        return refused
+
+    for name in ("train_step", "_run_epoch", "fit", "evaluate"):
+        monkeypatch.setattr(trainer.Trainer, name, refuse(name))
+
+
+@pytest.fixture
 def a6(checks):
     def expect(what, got, want, tol=TOL):
         checks.expect_close(what, got, want, tol)

@@ -80,7 +80,7 @@ def _batches(sizes, K=3):
     return [(np.zeros((n, 1, 2, 2), np.float32), rng.integers(0, K, n)) for n in sizes]
 
 
-def test_train_loop_order_of_calls():
+def test_train_loop_order_of_calls(no_trainer):
     """train() first; per batch forward, loss, model.backward(loss.backward()), step,
     scheduler step, and zero_grad between one step and the next backward, never between
     a backward and its step."""
@@ -118,7 +118,7 @@ def test_train_loop_order_of_calls():
                                  f"result for this batch, got {log[i][1]!r}")
 
 
-def test_train_loop_mean_loss_and_accuracy():
+def test_train_loop_mean_loss_and_accuracy(no_trainer):
     """Batches of different sizes: the loss weighted by size, the accuracy over images,
     both Python floats; no scheduler given."""
     log = Log()
