@@ -32,6 +32,27 @@ class Adam(Optimizer):
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def _update(self, p, g, state, group):
+        """One Adam step of one parameter, in place (``Optimizer.step`` calls it per parameter).
+
+        Parameters
+        ----------
+        p : Parameter; update ``p.data`` in place (``p.data -= ...``), keeping its dtype
+        g : p's gradient (``p.grad``), same shape and dtype; do not modify it
+        state : dict, this parameter's state, empty before its first step; fill it then
+            with ``'step'`` (int, 0), ``'exp_avg'`` (m) and ``'exp_avg_sq'`` (v), zero arrays
+            like p, and with amsgrad also ``'max_exp_avg_sq'`` (zeros like p). Every step
+            does ``state['step'] += 1`` first (t counts from 1) and stores the new arrays
+        group : dict of options, ``lr``, ``betas`` (beta1, beta2), ``eps``, ``weight_decay``
+            (wd), ``amsgrad`` (bool), ``decoupled_weight_decay`` (bool, AdamW); use the
+            numbers as Python floats so that a float32 parameter stays float32
+
+        With wd != 0: decoupled, p <- (1 - lr wd) p before the step; otherwise g <- g + wd p
+        (a new array). Then m <- beta1 m + (1 - beta1) g, v <- beta2 v + (1 - beta2) g^2,
+        v_hat = max_exp_avg_sq <- max(max_exp_avg_sq, v) with amsgrad (else v_hat = v), and
+        p <- p - lr / (1 - beta1^t) * m / (sqrt(v_hat) / sqrt(1 - beta2^t) + eps), where eps
+        is added after the bias correction of the square root, as torch does.
+        """
+        ### BEGIN SOLUTION A6.adam_step
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         if not state:
@@ -57,6 +78,7 @@ class Adam(Optimizer):
         denom /= math.sqrt(1.0 - beta2 ** t)
         denom += eps
         p.data -= (lr / (1.0 - beta1 ** t)) * (m / denom)
+        ### END SOLUTION
 
 
 class AdamW(Adam):

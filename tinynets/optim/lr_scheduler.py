@@ -157,6 +157,17 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The lrs of step t = ``self.last_epoch`` (already advanced), one per parameter group.
+
+        At construction (``self._is_initial``, t = 0) return the current lrs, ``self._lrs()``,
+        unchanged. Afterwards lr_t = eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2,
+        with base_lr from ``self.base_lrs`` and ``self.T_max``, ``self.eta_min``. Use that
+        formula, or torch's recursion from the current lrs (class docstring; where its
+        ratio is 0 / 0, at t - 1 - T_max a multiple of 2 T_max, torch adds
+        (base_lr - eta_min)(1 - cos(pi / T_max)) / 2 to the current lr instead): both give
+        the same numbers.
+        """
+        ### BEGIN SOLUTION A6.schedules
         t, T, lo = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
             return self._lrs()
@@ -165,11 +176,16 @@ class CosineAnnealingLR(LRScheduler):
                     for b, lr in zip(self.base_lrs, self._lrs())]
         return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
                 * (lr - lo) + lo for lr in self._lrs()]
+        ### END SOLUTION
 
     def _closed_form_lr(self):
+        """The lrs of step ``self.last_epoch`` from ``self.base_lrs`` by the formula alone
+        (:class:`SequentialLR` calls it when it starts this schedule at a milestone)."""
+        ### BEGIN SOLUTION A6.schedules
         return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch
                                                                   / self.T_max)) / 2
                 for b in self.base_lrs]
+        ### END SOLUTION
 
 
 class LinearLR(LRScheduler):
@@ -186,16 +202,31 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The lrs of step t = ``self.last_epoch`` (already advanced), one per parameter group.
+
+        With s = ``self.start_factor``, e = ``self.end_factor``, n = ``self.total_iters``:
+        at t = 0 (construction) return the current lrs ``self._lrs()`` times s; afterwards
+        lr_t = base_lr * (s + (e - s) min(t, n) / n), base_lr from ``self.base_lrs`` (so
+        base_lr * e from t = n on). Use that formula, or torch's chainable rule from the
+        current lrs: lr_t = lr_{t-1} (1 + (e - s) / (n s + (t - 1)(e - s))) for 0 < t <= n,
+        unchanged after n; both give the same numbers.
+        """
+        ### BEGIN SOLUTION A6.schedules
         s, e, n, t = self.start_factor, self.end_factor, self.total_iters, self.last_epoch
         if t == 0:
             return [lr * s for lr in self._lrs()]
         if self._is_initial or t > n:
             return self._lrs()
         return [lr * (1.0 + (e - s) / (n * s + (t - 1) * (e - s))) for lr in self._lrs()]
+        ### END SOLUTION
 
     def _closed_form_lr(self):
+        """The lrs of step ``self.last_epoch`` from ``self.base_lrs`` by the formula alone
+        (:class:`SequentialLR` calls it when it starts this schedule at a milestone)."""
+        ### BEGIN SOLUTION A6.schedules
         s, e, n = self.start_factor, self.end_factor, self.total_iters
         return [b * (s + (e - s) * min(n, self.last_epoch) / n) for b in self.base_lrs]
+        ### END SOLUTION
 
 
 class SequentialLR(LRScheduler):

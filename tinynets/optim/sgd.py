@@ -1,8 +1,6 @@
 """SGD with momentum, dampening, Nesterov momentum and weight decay, as ``torch.optim.SGD``."""
 from __future__ import annotations
 
-
-
 from .optimizer import Optimizer, ParamsT
 
 
@@ -27,6 +25,24 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def _update(self, p, g, state, group):
+        """One SGD step of one parameter, in place (``Optimizer.step`` calls it per parameter).
+
+        Parameters
+        ----------
+        p : Parameter; update ``p.data`` in place (``p.data -= ...``), keeping its dtype
+        g : p's gradient (``p.grad``), same shape and dtype; do not modify it
+        state : dict, this parameter's state, empty before its first step. With momentum
+            (mu != 0) it holds ``'momentum_buffer'``: b, an array like p, created at the
+            first step as a copy of g (after weight decay), then stored after each update
+        group : dict of options, ``lr``, ``momentum`` (mu), ``dampening`` (tau),
+            ``weight_decay`` (wd), ``nesterov`` (bool); use the numbers as Python floats
+            (``float(group['lr'])``) so that a float32 parameter stays float32
+
+        With wd != 0 first g <- g + wd p (a new array). Then, if mu != 0, b <- g at the
+        first step, else b <- mu b + (1 - tau) g; the direction is d = g + mu b (Nesterov)
+        or d = b; with mu == 0, d = g and no state is kept. Last, p <- p - lr d.
+        """
+        ### BEGIN SOLUTION A6.sgd_step
         lr, mu, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
         if wd != 0:
             g = g + wd * p.data
@@ -39,3 +55,4 @@ class SGD(Optimizer):
                 buf += (1.0 - float(group["dampening"])) * g
             g = g + mu * buf if group["nesterov"] else buf
         p.data -= lr * g
+        ### END SOLUTION

@@ -39,10 +39,11 @@ from .. import optim
 from ..data import DATASETS, DataLoader, load_dataset
 from ..io.files import atomic_write
 from ..models import MODELS, get_model
-from ..nn.grad_mode import manual_seed, no_grad
+from ..nn.grad_mode import manual_seed
 from ..nn.loss import CrossEntropyLoss
 from ..nn.module import Module
 from ..optim import lr_scheduler
+from .loop import evaluate
 from .state import load_training_state, save_training_state
 
 # Per data set defaults; for digits they reach >= 97% test accuracy in < 5 min on 2 cores.
@@ -165,17 +166,8 @@ class Trainer:
 
     def evaluate(self, loader: Optional[DataLoader] = None) -> Dict[str, float]:
         """Mean loss (no smoothing) and accuracy in eval mode, without backward caches."""
-        loader, loss_fn = loader or self.test_loader, CrossEntropyLoss()
-        total, correct, n = 0.0, 0, 0
-        self.model.eval()
-        with no_grad():
-            for x, y in loader.batches(0):
-                logits = self.model(x)
-                total += float(loss_fn(logits, y)) * len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                n += len(y)
-        self.model.train()
-        return dict(loss=total / n, acc=correct / n)
+        loss, acc = evaluate(self.model, (loader or self.test_loader).batches(0))
+        return dict(loss=loss, acc=acc)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple:
         """One forward, backward and update; returns (loss, number of correct predictions)."""
