@@ -10,7 +10,8 @@ import sys
 import pytest
 
 import tinynets as tn
-from tinynets.bench import command as bench, proc as _bench_proc, report as _bench_report, tn_jobs as _bench_tn
+from tinynets.bench import command as bench, layer_profile
+from tinynets.bench import proc as _bench_proc, report as _bench_report, tn_jobs as _bench_tn
 
 pytestmark = pytest.mark.task_bench
 
@@ -50,6 +51,34 @@ def test_quick_bench_writes_the_table_with_every_row(quick_run):
     fold_rows = [line for line in lines if "| inference b" in line
                  and line.startswith(("| mobilenet", "| efficientnet"))]
     assert len(fold_rows) == 8 and all(line.endswith("× |") for line in fold_rows)
+
+
+def test_quick_profile_splits_each_train_step_by_layer_type(quick_run):
+    """Every network gets a row per layer type and a whole-step row; the types' times and
+    shares add up to the step (shares are of the whole step, 'outside' included)."""
+    out, _ = quick_run
+    text = (out / "bench.md").read_text(encoding="utf-8")
+    assert "## Where a train step's time goes, per layer type" in text
+    for m in bench.MODELS:
+        rows = [line.split(" | ") for line in text.splitlines() if line.startswith(f"| {m} | ")
+                and line.split(" | ")[1] in layer_profile.CATEGORIES + ("whole step",)]
+        assert [r[1] for r in rows] == list(layer_profile.CATEGORIES) + ["whole step"], m
+        parts, whole = [float(r[3]) for r in rows[:-1]], float(rows[-1][3])
+        assert abs(sum(parts) - whole) <= 0.02 * whole + 0.05, (m, parts, whole)
+        assert rows[-1][4] == "100 %" and all(r[5] == "—" for r in rows)   # no torch here
+
+
+def test_profile_units_are_leaves_and_whole_se_blocks():
+    """Each leaf layer is one unit, except inside SE, which is one unit with its convs."""
+    model = tn.models.get_model("efficientnet_b0")
+    found = list(layer_profile.units(model, lambda m: m._modules.items()))
+    kinds = {layer_profile.category(m) for _, m, _ in found}
+    assert {"full conv", "pointwise conv", "depthwise conv", "BatchNorm", "linear",
+            "squeeze-and-excitation"} <= kinds
+    se = [m for _, m, _ in found if type(m).__name__ == "SqueezeExcitation"]
+    assert len(se) == 16 and all(list(m._modules) for m in se)      # B0 has 16 MBConv blocks
+    names = [n for n, _, _ in found]
+    assert not any(".fc1" in n or ".fc2" in n for n in names) and len(names) == len(set(names))
 
 
 def test_quick_together_section_runs_tinynets_and_says_torch_is_absent(quick_run):
@@ -104,7 +133,8 @@ def test_ratio_and_targets():
 
 def test_sections_from_only():
     assert bench.parse_sections(None, quick=False) == list(bench.SECTIONS)
-    assert bench.parse_sections(None, quick=True) == ["layers", "networks", "memory", "fold", "together"]
+    assert bench.parse_sections(None, quick=True) == ["layers", "networks", "memory", "fold",
+                                                      "together", "profile"]
     assert bench.parse_sections(["layers,jit", "memory", "jit"], quick=True) == ["layers", "jit", "memory"]
     with pytest.raises(ValueError, match="nope"):
         bench.parse_sections(["layers,nope"], quick=False)

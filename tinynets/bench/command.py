@@ -21,7 +21,10 @@ fold
     without BatchNorm folded into the convolutions (``tn.fold_bn``): tinynets only;
 together
     mobilenet_v2's batch-1 inference and train step with tinynets and torch in one
-    process, in each import order, against each library alone (``together.py``).
+    process, in each import order, against each library alone (``together.py``);
+profile
+    where one train step of each network spends its time, per layer type, beside
+    torch's (``layer_profile.py``).
 
 Times are medians after warm-up runs. When ``import torch`` works, the same work runs in
 PyTorch and each row gets the ratio tinynets / torch and, where the project sets one, its
@@ -48,11 +51,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import tinynets as tn
 
-from . import together, tn_jobs, torch_jobs
+from . import layer_profile, together, tn_jobs, torch_jobs
 from .proc import run_child, set_threads
 from .torch_jobs import time_it
 
-SECTIONS = ("layers", "networks", "memory", "jit", "fold", "together")
+SECTIONS = ("layers", "networks", "memory", "jit", "fold", "together", "profile")
 MODELS = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0")
 # the goals for tinynets / torch: (comparison, limit)
 TARGETS = {"depthwise": ("<", 1.0), "train step": ("≤", 1.5), "inference": ("≤", 2.0),
@@ -262,6 +265,30 @@ def bench_together(cfg: Config, tb, threads: int, log, notes: List[str]) -> List
     return rows
 
 
+def bench_profile(cfg: Config, tb, threads: int, log, notes: List[str]) -> List[Row]:
+    """Per layer type, the time of one train step of each model (``layer_profile.py``): tinynets
+    here, torch in its own process."""
+    B, R, steps = cfg.batch, cfg.res, cfg.train_repeats
+    shape = _shape((B, 3, R, R))
+    mine = {name: layer_profile.tinynets_profile(name, B, R, steps) for name in MODELS}
+    theirs = {}
+    if tb is not None and tb.torchvision is not None:
+        jobs = [dict(type="profile", name=name, batch=B, res=R, steps=steps) for name in MODELS]
+        try:
+            theirs = dict(zip(MODELS, torch_jobs.run_in_child(jobs, threads)))
+        except RuntimeError as err:
+            notes.append(f"profile, torch: {err}")
+    rows = []
+    for name in MODELS:
+        t_tn, t_torch = mine[name], theirs.get(name)
+        for kind, a, b in layer_profile.rows_for(name, t_tn, t_torch):
+            rows.append(Row("profile", name, kind, shape, a, torch=b,
+                            extra={"tn_share": a / t_tn["step"],
+                                   "torch_share": b / t_torch["step"] if b is not None else None}))
+        log(f"profile {name}: step {t_tn['step']:.3f} s")
+    return rows
+
+
 # ------------------------------------------------------------------ command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="threads for Numba, BLAS and torch (2)")
@@ -326,7 +353,8 @@ def run(args: argparse.Namespace) -> int:
                 "memory": lambda: bench_memory(cfg, tb, args.threads, log, notes),
                 "jit": lambda: bench_jit(cfg, tb, args.threads, log, notes),
                 "fold": lambda: bench_fold(cfg, log),
-                "together": lambda: bench_together(cfg, tb, args.threads, log, notes)}
+                "together": lambda: bench_together(cfg, tb, args.threads, log, notes),
+                "profile": lambda: bench_profile(cfg, tb, args.threads, log, notes)}
     for section in only:
         t0 = time.perf_counter()
         rows += sections[section]()

@@ -73,6 +73,10 @@ def _ratio(row) -> str:
     return "—" if row.ratio is None else f"{row.ratio:.2f}×"
 
 
+def _pct(x: Optional[float]) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
 def _times(x: Optional[float]) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
@@ -120,6 +124,11 @@ SECTION_TABLES: Dict[str, tuple] = {
                  lambda r: (r.name, r.step, r.shape, _ms(r.tn), _times(r.extra.get("tn_ratio")),
                             "≤ 1.15×", _ms(r.torch), _times(r.extra.get("torch_ratio")),
                             "≤ 1.1×")),
+    "profile": ("Where a train step's time goes, per layer type",
+                ("model", "layer type", "input", "tinynets ms", "share", "torch ms", "share",
+                 "ratio"),
+                lambda r: (r.name, r.step, r.shape, _ms(r.tn), _pct(r.extra.get("tn_share")),
+                           _ms(r.torch), _pct(r.extra.get("torch_share")), _ratio(r))),
     "fold": ("BatchNorm folding: inference with every BN folded into its conv (`fold_bn`)",
              ("model", "step", "input", "unfolded ms", "folded ms", "speed-up"),
              lambda r: (r.name, r.step, r.shape, _ms(r.extra.get("unfolded")), _ms(r.tn),
@@ -167,6 +176,15 @@ def conventions(cfg) -> List[str]:
         "time there / its time alone (goal ≤ 1.15×), 'torch ×' likewise (goal ≤ 1.1×). The "
         "settings that tinynets makes for the whole process are in README's "
         "\"Process-wide settings\" and `tinynets/runtime.py`.",
+        "Profile: one train step per network (median of the steps as above, after one "
+        "warm-up), its time split over the layers by type: each leaf layer timed on the "
+        "instance in both libraries (tinynets wraps forward and backward; torch uses forward "
+        "hooks and hooks on the autograd nodes each layer added, with its in-place "
+        "activations made out-of-place), an SE "
+        "block as one unit; 'outside the layers' is the rest of the step (loss, residual "
+        "adds, containers). tinynets' BatchNorm row includes the activation it fuses; "
+        "torch's activations are a row of their own. The timing itself adds a little to "
+        "each unit in both.",
         "BN folding: tinynets against itself, `model.eval()` under `no_grad()`, the unfolded "
         "and the folded model timed in alternation (medians); speed-up = unfolded / folded.",
         "Goals: train step ≤ 1.5×, inference ≤ 2×, depthwise < 1×, memory ≤ 1.5×, "
@@ -205,7 +223,7 @@ def plot(rows, path: Path, title: str = "tinynets benchmark") -> Optional[str]:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: no plot."
-    rows = [r for r in rows if r.section != "together"]    # its ratios are to itself alone
+    rows = [r for r in rows if r.section not in ("together", "profile")]   # to itself; per type
     ratio_rows = [r for r in rows if r.ratio is not None]
     if ratio_rows:
         shown, values = ratio_rows, [r.ratio for r in ratio_rows]

@@ -160,14 +160,21 @@ def _squeeze_excitation(torch, C: int, S: int):
 
 # ------------------------------------------------------------ the child process
 def time_jobs(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
-    """Median seconds of each job: a layer's (forward, backward) or a network's
-    (train step, inference)."""
+    """Median seconds of each job: a layer's (forward, backward), a network's (train step,
+    inference), or a profile's {category: seconds} (``bench.profile``)."""
     tb, why = load(threads)
     if tb is None:
         raise RuntimeError(why)
     out = []
     for job in jobs:
-        if job["type"] == "layer":
+        if job["type"] == "profile":
+            try:                              # run as a script, beside it (never tinynets)
+                from layer_profile import torch_profile
+            except ImportError:
+                from .layer_profile import torch_profile
+            out.append(torch_profile(tb.torch, tb.torchvision, job["name"], job["batch"],
+                                     job["res"], job["steps"]))
+        elif job["type"] == "layer":
             fwd, bwd = tb.layer_closures(job["kind"], job["spec"], tuple(job["shape"]))
             out.append((time_it(fwd, job["repeats"], job["warmup"]).median,
                         time_it(bwd, job["repeats"], job["warmup"], setup=fwd).median))
@@ -179,7 +186,7 @@ def time_jobs(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
     return out
 
 
-def run_in_child(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
+def run_in_child(jobs: List[dict], threads: int) -> list:
     """:func:`time_jobs` in a fresh ``python`` running this file, with ``threads`` threads."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, __file__], input=json.dumps(dict(jobs=jobs, threads=threads)),
@@ -187,7 +194,7 @@ def run_in_child(jobs: List[dict], threads: int) -> List[Tuple[float, float]]:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"the torch timing process failed:\n{proc.stderr[-2000:]}")
-    return [tuple(r) for r in json.loads(lines[-1][len("RESULT "):])]
+    return [r if isinstance(r, dict) else tuple(r) for r in json.loads(lines[-1][len("RESULT "):])]
 
 
 if __name__ == "__main__":
