@@ -4,71 +4,28 @@ fused Numba loop), each run alone from its answer cell in ``lessons/09_making_it
 Run them with ``python -m pytest -m A8``. Nothing here is timed: the lesson measures speed,
 the grade checks numbers.
 """
-import numba
 import numpy as np
 import pytest
 
-import tinynets as tn
-
 pytestmark = [pytest.mark.A8]
 
-LAYERS = ('pointwise 320->1280 at 7x7', 'BN + ReLU6 on 1280x7x7', 'Linear 1280->1000, batch 1')
-FORBID_FUSED = ("tinynets", "maximum", "clip", "fmax", "where")
+
+def test_try_intensity_benchmark_layer(checks, a8):
+    ns = checks.exercise("09", "A8.try_intensity", forbid=a8.FORBID_INTENSITY)
+    a8.check_intensity(checks, checks.defined(ns, "depthwise_intensity", "A8.try_intensity"),
+                       (16, 144, 56, 56, 5, 2, 2))
 
 
-def conv_intensity(N, C, H, W, k, s, p):
-    """(FLOPs, bytes, FLOP/byte) of a float32 depthwise conv forward, from the layer's own count."""
-    layer = tn.Conv2d(C, C, k, stride=s, padding=p, groups=C, bias=False)
-    out_shape, rows = layer.profile((N, C, H, W))
-    flops = sum(r.flops for r in rows)
-    nbytes = 4 * (N * C * H * W + int(np.prod(out_shape)) + layer.weight.data.size)
-    return flops, nbytes, flops / nbytes
-
-
-def check_intensity(checks, fn, case):
-    got = fn(*case)
-    want = conv_intensity(*case)
-    if not (isinstance(got, tuple) and len(got) == 3):
-        raise AssertionError(f"A8.try_intensity: depthwise_intensity{case} should return "
-                             f"(flops, bytes, intensity), got {got!r}")
-    for what, g, w in zip(("FLOPs", "bytes"), got[:2], want[:2]):
-        if g != w:
-            raise AssertionError(f"A8.try_intensity: depthwise_intensity{case}: {what} should "
-                                 f"be exact, got {g:,}, off by {g - w:+,}")
-    checks.expect_close(f"A8.try_intensity: depthwise_intensity{case} intensity", got[2], want[2],
-                        1e-12)
-
-
-def test_try_intensity_benchmark_layer(checks):
-    ns = checks.exercise("09", "A8.try_intensity", forbid=("tinynets", "intensity", "profile"))
-    check_intensity(checks, checks.defined(ns, "depthwise_intensity", "A8.try_intensity"),
-                    (16, 144, 56, 56, 5, 2, 2))
-
-
-def test_try_bound_answers_each_layer(checks):
+def test_try_bound_answers_each_layer(checks, a8):
     """Only the form of the answer; whether each one is right is graded after the deadline."""
     prediction = checks.defined(checks.exercise("09", "A8.try_bound"), "prediction", "A8.try_bound")
-    if not isinstance(prediction, dict) or set(prediction) != set(LAYERS):
-        raise AssertionError(f"A8.try_bound: prediction should be a dict with the keys {LAYERS}")
+    if not isinstance(prediction, dict) or set(prediction) != set(a8.LAYERS):
+        raise AssertionError(f"A8.try_bound: prediction should be a dict with the keys {a8.LAYERS}")
     bad = {k: v for k, v in prediction.items() if v not in ("memory", "compute")}
     if bad:
         raise AssertionError(f"A8.try_bound: each answer is 'memory' or 'compute', got {bad}")
 
 
-def check_scale_relu(checks, fn, x, a, b):
-    got = fn(x, a, b)
-    want = np.maximum(x * a + b, 0)
-    what = f"A8.try_scale_relu on {x.dtype} {x.shape}"
-    if not isinstance(got, np.ndarray) or got.dtype != x.dtype:
-        raise AssertionError(f"{what}: expected an array of dtype {x.dtype}, got "
-                             f"{getattr(got, 'dtype', type(got).__name__)}")
-    checks.expect_close(what, got, want, 1e-6 if x.dtype == np.float32 else 1e-14)
-
-
-def test_try_scale_relu_matches_numpy(checks):
-    ns = checks.exercise("09", "A8.try_scale_relu", forbid=FORBID_FUSED, numba=numba)
-    fn = checks.defined(ns, "scale_relu", "A8.try_scale_relu")
-    if not isinstance(fn, numba.core.registry.CPUDispatcher):
-        raise AssertionError("A8.try_scale_relu: scale_relu should be compiled with numba.njit")
+def test_try_scale_relu_matches_numpy(checks, a8):
     x = np.random.default_rng(0).standard_normal((4, 16, 20, 20)).astype(np.float32)
-    check_scale_relu(checks, fn, x, np.float32(1.5), np.float32(-0.25))
+    a8.check_scale_relu(checks, a8.scale_relu(checks), x, np.float32(1.5), np.float32(-0.25))
