@@ -76,6 +76,20 @@ def _table(per_unit: Dict[str, float], step: float, cat: Dict[str, str]) -> Dict
     return out
 
 
+def _median_steps(step, steps: int, spent: Dict[str, float], cat: Dict[str, str]):
+    """One warm-up ``step()``, then the median over ``steps`` timed ones of each category's
+    seconds (``spent``: per unit, filled by the timers during a step) and of the step."""
+    step()                                                          # warm-up (compiles)
+    rows = []
+    for _ in range(steps):
+        spent.clear()
+        t0 = time.perf_counter()
+        step()
+        took = time.perf_counter() - t0
+        rows.append(dict(_table(dict(spent), took, cat), step=took))
+    return {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+
+
 def tinynets_profile(name: str, batch: int, res: int, steps: int = 1) -> Dict[str, float]:
     """Seconds per category of one train step of ``tinynets.models.get_model(name)`` (median
     over ``steps`` timed steps after one warm-up), and "step", the whole step."""
@@ -108,15 +122,7 @@ def tinynets_profile(name: str, batch: int, res: int, steps: int = 1) -> Dict[st
         loss(model(x), y)
         model.backward(loss.backward())
 
-    step()                                                          # warm-up, compiles
-    rows = []
-    for _ in range(steps):
-        spent.clear()
-        t0 = time.perf_counter()
-        step()
-        rows.append(dict(_table(dict(spent), time.perf_counter() - t0, cat),
-                         step=time.perf_counter() - t0))
-    return {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+    return _median_steps(step, steps, spent, cat)
 
 
 def _nodes(out_fn, stop) -> list:
@@ -178,15 +184,7 @@ def torch_profile(torch, torchvision, name: str, batch: int, res: int,
         model.train()
         loss_fn(model(x), y).backward()
 
-    step()
-    rows = []
-    for _ in range(steps):
-        spent.clear()
-        t0 = time.perf_counter()
-        step()
-        rows.append(dict(_table(dict(spent), time.perf_counter() - t0, cat),
-                         step=time.perf_counter() - t0))
-    return {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+    return _median_steps(step, steps, spent, cat)
 
 
 def rows_for(name: str, tn_times: Dict[str, float], torch_times) -> List[tuple]:
