@@ -113,8 +113,24 @@ def random_bn(C: int, rng, eps: float = 1e-5) -> UncallableBatchNorm:
     return bn
 
 
+def check_backward_train(checks, cases) -> None:
+    """batch_norm_backward in train mode against PyTorch's dx, dgamma and dbeta, step by step
+    (the forward is the student's too: its cache feeds the backward)."""
+    from tinynets.nn import norm
+    for c in cases:
+        gamma, beta = c.state["weight"], c.state["bias"]
+        for s, step in enumerate(c.steps):
+            _, cache, _, _ = norm.batch_norm_forward(step["x"], gamma, beta, c.eps)
+            dx, dgamma, dbeta = norm.batch_norm_backward(step["dout"], cache, gamma, True)
+            what = f"batch_norm_backward (train), case {c.name}, step {s}"
+            checks.expect_close(f"{what}: dx", dx, step["dx"])
+            checks.expect_close(f"{what}: dgamma", dgamma, step["dweight"])
+            checks.expect_close(f"{what}: dbeta", dbeta, step["dbias"])
+
+
 @pytest.fixture
 def a2():
     return SimpleNamespace(bn_cases=bn_cases, act_case=act_case, batch_stats=batch_stats,
                            derivative=derivative, near_kinks=near_kinks, run_layer=run_layer,
-                           expect_layer=expect_layer, random_bn=random_bn)
+                           expect_layer=expect_layer, random_bn=random_bn,
+                           check_backward_train=check_backward_train)

@@ -109,15 +109,7 @@ def test_batchnorm_backward_eval_numerical_gradient(checks):
 
 
 def test_batchnorm_backward_hidden_cases(checks, a2):
-    for c in a2.bn_cases(*TRAIN):
-        gamma, beta = c.state["weight"], c.state["bias"]
-        for s, step in enumerate(c.steps):
-            _, cache, _, _ = norm.batch_norm_forward(step["x"], gamma, beta, c.eps)
-            dx, dgamma, dbeta = norm.batch_norm_backward(step["dout"], cache, gamma, True)
-            what = f"batch_norm_backward (train), case {c.name}, step {s}"
-            checks.expect_close(f"{what}: dx", dx, step["dx"])
-            checks.expect_close(f"{what}: dgamma", dgamma, step["dweight"])
-            checks.expect_close(f"{what}: dbeta", dbeta, step["dbias"])
+    a2.check_backward_train(checks, a2.bn_cases(*TRAIN))
     for c in a2.bn_cases(*EVAL):
         st = c.state
         _, cache, _, _ = norm.batch_norm_forward(c.x, st["weight"], st["bias"], c.eps,

@@ -12,17 +12,11 @@ from tinynets import data
 
 pytestmark = [pytest.mark.A6]
 
-NO_LOSS = ("tinynets", "CrossEntropyLoss", "log_softmax", "backward", "gradcheck")
-NO_SGD = ("tinynets", "SGD", "optim", "Parameter")
-NO_SCHEDULE = ("tinynets", "warmup_cosine", "lr_scheduler", "CosineAnnealingLR", "LinearLR",
-               "SequentialLR")
-NO_EVALUATE = ("evaluate", "Trainer", "accuracy_in_batches")
-
 
 @pytest.mark.numpy_only
 def test_try_xent_grad_pytorch(checks, a6):
     """Try it 1: smoothed_xent_grad(z, y, eps) against PyTorch's gradients."""
-    ns = checks.exercise("07", "A6.try_xent_grad", forbid=NO_LOSS)
+    ns = checks.exercise("07", "A6.try_xent_grad", forbid=a6.NO_LOSS)
     grad = checks.defined(ns, "smoothed_xent_grad", "A6.try_xent_grad")
     for c in a6.xent_cases("xent/00", "xent/01", "xent/03"):
         a6.expect(f"smoothed_xent_grad, case {c.name}",
@@ -30,9 +24,9 @@ def test_try_xent_grad_pytorch(checks, a6):
 
 
 @pytest.mark.numpy_only
-def test_try_nesterov_constant_gradient(checks):
+def test_try_nesterov_constant_gradient(checks, a6):
     """Try it 2: with the same g every step, step t moves w by lr g (1 - mu^(t+1)) / (1 - mu)."""
-    ns = checks.exercise("07", "A6.try_nesterov", forbid=NO_SGD)
+    ns = checks.exercise("07", "A6.try_nesterov", forbid=a6.NO_SGD)
     steps = checks.defined(ns, "nesterov_steps", "A6.try_nesterov")
     w0, g = np.array([0.5, -1.0, 2.0]), np.array([0.3, 0.1, -0.2])
     for lr, mu, T in [(0.1, 0.9, 1), (0.1, 0.9, 6), (0.05, 0.5, 4)]:
@@ -44,7 +38,7 @@ def test_try_nesterov_constant_gradient(checks):
 @pytest.mark.numpy_only
 def test_try_lr_at_pytorch(checks, a6):
     """Try it 3: lr_at(t, 0.1, 3, 10) is what PyTorch's LinearLR + CosineAnnealingLR set."""
-    ns = checks.exercise("07", "A6.try_lr_at", forbid=NO_SCHEDULE)
+    ns = checks.exercise("07", "A6.try_lr_at", forbid=a6.NO_SCHEDULE)
     lr_at = checks.defined(ns, "lr_at", "A6.try_lr_at")
     want = a6.optim_data["train/14/lr"][:, 0]       # warm-up 3 steps from 0.01, cosine over 7
     got = [float(lr_at(t, 0.1, 3, 10)) for t in range(10)]
@@ -64,12 +58,13 @@ def _linear_digits_model():
     return model, test_set.images.copy(), test_set.labels.copy()
 
 
-def test_try_flip_accuracy_linear_model(checks):
+def test_try_flip_accuracy_linear_model(checks, a6):
     """Try it 4: acc_flipped of a linear digit classifier, whose accuracy the test knows."""
     model, xt, yt = _linear_digits_model()
     with tn.no_grad():
         want = float((model.eval()(np.ascontiguousarray(xt[..., ::-1])).argmax(1) == yt).mean())
-    ns = checks.exercise("07", "A6.try_flip_accuracy", forbid=NO_EVALUATE, model=model, xt=xt, yt=yt)
+    ns = checks.exercise("07", "A6.try_flip_accuracy", forbid=a6.NO_EVALUATE, model=model,
+                         xt=xt, yt=yt)
     got = checks.defined(ns, "acc_flipped", "A6.try_flip_accuracy")
     if not abs(float(got) - want) < 1e-9:
         raise AssertionError(f"acc_flipped should be the accuracy on xt[..., ::-1], {want:.4f} for "
