@@ -13,21 +13,30 @@ import pytest
 pytestmark = pytest.mark.task_bench
 
 PROBE = """
-import json, os, numba
+import json, os, numba, numpy
 before = list(numba.config.THREADING_LAYER_PRIORITY)
 import tinynets
-state = dict(tinynets.runtime.STATE)
+from tinynets import runtime
+def spins():      # what each loaded OpenBLAS read for its idle threads' spin (log2 cycles)
+    return [lib.openblas_thread_timeout() for lib in runtime._openblas_libs()]
+state, blas_after = dict(runtime.STATE), spins()
 after = list(numba.config.THREADING_LAYER_PRIORITY)
-restored = tinynets.runtime.restore()
+a = numpy.ones((300, 300), numpy.float32)
+gemm_ok = bool(((a @ a) == 300).all())           # BLAS still runs on restarted threads
+restored = runtime.restore()
 print(json.dumps(dict(before=before, after=after, state=state, restored=restored,
                       restored_priority=list(numba.config.THREADING_LAYER_PRIORITY),
+                      blas_after=blas_after, blas_restored=spins(), gemm_ok=gemm_ok,
+                      gemm_ok_after=bool(((a @ a) == 300).all()),
+                      openblas_env="OPENBLAS_THREAD_TIMEOUT" in os.environ,
                       omp=sorted(k for k in os.environ if k.startswith(("OMP_", "GOMP_", "KMP_"))))))
 """
 
 
 def _probe(**env):
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("TINYNETS_", "NUMBA_THREADING_LAYER", "OMP_", "GOMP_", "KMP_"))}
+             if not k.startswith(("TINYNETS_", "NUMBA_THREADING_LAYER", "OMP_", "GOMP_", "KMP_",
+                                  "OPENBLAS_THREAD_TIMEOUT"))}
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                          env=dict(clean, **env), timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -43,19 +52,42 @@ def test_import_prefers_tbb_then_workqueue_and_sets_no_openmp_variable():
         assert r["state"]["malloc"] == "keeps freed blocks under 32 MB"
 
 
-def test_restore_undoes_both_settings():
+linux_openblas = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                    reason="numpy's OpenBLAS is found through /proc/self/maps")
+
+
+@linux_openblas
+def test_import_shortens_openblas_idle_spin_and_leaves_no_variable():
+    r = _probe()
+    assert r["blas_after"] and set(r["blas_after"]) == {14}     # every loaded OpenBLAS re-read it
+    assert r["state"]["blas wait"] == "idle threads spin 2^14 cycles, then sleep"
+    assert not r["openblas_env"] and r["gemm_ok"] and r["gemm_ok_after"]
+
+
+def test_restore_undoes_every_setting():
     r = _probe()
     assert r["restored_priority"] == r["before"]
     assert r["restored"]["threading layer"] == "left to Numba (restored)"
     if sys.platform.startswith("linux"):
         assert r["restored"]["malloc"] == "glibc's default thresholds (restored)"
+        assert set(r["blas_restored"]) == {28}
+        assert r["restored"]["blas wait"] == "OpenBLAS's default spin, 2^28 cycles (restored)"
 
 
 def test_environment_variables_turn_each_setting_off():
-    r = _probe(TINYNETS_THREADING="numba", TINYNETS_MALLOC="default")
+    r = _probe(TINYNETS_THREADING="numba", TINYNETS_MALLOC="default", TINYNETS_BLAS_WAIT="default")
     assert r["after"] == r["before"]
     assert r["state"] == {"threading layer": "left to Numba (TINYNETS_THREADING=numba)",
-                          "malloc": "glibc's defaults (TINYNETS_MALLOC=default)"}
+                          "malloc": "glibc's defaults (TINYNETS_MALLOC=default)",
+                          "blas wait": "OpenBLAS's default (TINYNETS_BLAS_WAIT=default)"}
+    assert 14 not in r["blas_after"]
+
+
+@linux_openblas
+def test_a_users_openblas_timeout_is_kept():
+    r = _probe(OPENBLAS_THREAD_TIMEOUT="20")
+    assert r["state"]["blas wait"] == "left to OPENBLAS_THREAD_TIMEOUT=20"
+    assert set(r["blas_after"]) == {20} and r["openblas_env"]
 
 
 def test_a_layer_the_user_chose_is_kept():

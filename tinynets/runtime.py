@@ -1,8 +1,8 @@
 """The settings of tinynets that touch the whole process, all of them, in one place.
 
-``import tinynets`` calls :func:`apply`, which makes two settings; README's "Process-wide
+``import tinynets`` calls :func:`apply`, which makes three settings; README's "Process-wide
 settings" says the same for users. Each has an environment variable that turns it off
-before the import, and :func:`restore` undoes both afterwards.
+before the import, and :func:`restore` undoes them afterwards.
 
 Numba's threading layer (``TINYNETS_THREADING=numba`` leaves Numba's choice alone)
     Numba's order of preference becomes TBB, then its own workqueue, then OpenMP, unless
@@ -23,6 +23,19 @@ glibc's malloc (``TINYNETS_MALLOC=default`` leaves it alone)
     and zeroed. MobileNetV2's train step (batch 16, 224): 1.65-2.0 s before, 1.1-1.45 s
     after. Memory that a step freed stays mapped until the process ends or
     :func:`restore` (which also trims the heap).
+OpenBLAS's idle threads (``TINYNETS_BLAS_WAIT=default`` leaves them alone)
+    After a GEMM, numpy's OpenBLAS keeps its worker threads spinning (``sched_yield`` in a
+    loop) for 2^28 CPU cycles, about 0.1 s, before they sleep. Every pointwise conv is a
+    GEMM followed by a BatchNorm kernel, and on 2 cores a spinning BLAS thread takes a core
+    from the kernel's threads: MobileNetV2's train step (batch 16, 224) took 1.3-1.5x as long as
+    with a spin of 2^14 cycles (a few microseconds), which tinynets sets. OpenBLAS reads
+    ``OPENBLAS_THREAD_TIMEOUT`` once, when numpy loads it; tinynets sets the variable, has
+    OpenBLAS read its environment again (``openblas_read_env``), restarts its idle threads
+    (``blas_thread_shutdown_``, as after a fork) and removes the variable again, so child
+    processes do not inherit it. A user's own ``OPENBLAS_THREAD_TIMEOUT`` is kept. torch
+    has its own BLAS and threads; this reaches numpy's OpenBLAS (and any other loaded
+    OpenBLAS) only. Back-to-back GEMMs with nothing between them pay a few percent more
+    to wake the threads.
 """
 from __future__ import annotations
 
@@ -103,17 +116,69 @@ def _set_malloc() -> str:
     return "keeps freed blocks under 32 MB"
 
 
+BLAS_SPIN = 14                                 # log2 of the spin in cycles; OpenBLAS allows 4-30
+_BLAS_DEFAULT = 28                             # OpenBLAS's build default (THREAD_TIMEOUT)
+_BLAS_SYMBOLS = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
+
+
+def _openblas_libs() -> list:
+    """The OpenBLAS libraries loaded in this process (numpy's, and any other) that can
+    re-read their environment; empty where there is none or no /proc."""
+    import numpy  # noqa: F401  (loads numpy's BLAS)
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f
+                            if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+    except OSError:
+        return []
+    libs = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        if all(hasattr(lib, name) for name in _BLAS_SYMBOLS):
+            libs.append(lib)
+    return libs
+
+
+def _set_blas_timeout(libs: list, n: int) -> None:
+    """OpenBLAS's idle threads spin for 2^n cycles from their next start on."""
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(n)
+    try:
+        for lib in libs:
+            lib.openblas_read_env()
+            lib.blas_thread_shutdown_()          # the threads restart with the new timeout
+    finally:
+        del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+
+
+def _set_blas_wait() -> str:
+    if os.environ.get("TINYNETS_BLAS_WAIT", "") == "default":
+        return "OpenBLAS's default (TINYNETS_BLAS_WAIT=default)"
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        return f"left to OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}"
+    libs = _openblas_libs()
+    if not libs:
+        return "no OpenBLAS found: untouched"
+    _set_blas_timeout(libs, BLAS_SPIN)
+    _applied["blas"] = libs
+    return f"idle threads spin 2^{BLAS_SPIN} cycles, then sleep"
+
+
 def apply() -> Dict[str, str]:
-    """Make both settings (``import tinynets`` does); returns what each one is now."""
+    """Make the three settings (``import tinynets`` does); returns what each one is now."""
     global STATE
-    STATE = {"threading layer": _set_priority(), "malloc": _set_malloc()}
+    STATE = {"threading layer": _set_priority(), "malloc": _set_malloc(),
+             "blas wait": _set_blas_wait()}
     return STATE
 
 
 def restore() -> Dict[str, str]:
     """Undo :func:`apply`: Numba's own layer preference (if no parallel kernel has run yet)
     and glibc's default thresholds (its sliding mmap threshold stays off), then hand the
-    free heap back to the OS. Returns what each setting is now."""
+    free heap back to the OS; OpenBLAS's idle threads spin for its default time again.
+    Returns what each setting is now."""
     global STATE
     if "priority" in _applied:
         import numba
@@ -128,6 +193,9 @@ def restore() -> Dict[str, str]:
         libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT)
         libc.malloc_trim(0)
         STATE["malloc"] = "glibc's default thresholds (restored)"
+    if "blas" in _applied:
+        _set_blas_timeout(_applied.pop("blas"), _BLAS_DEFAULT)
+        STATE["blas wait"] = f"OpenBLAS's default spin, 2^{_BLAS_DEFAULT} cycles (restored)"
     return dict(STATE)
 
 
