@@ -95,6 +95,7 @@ def tinynets_profile(name: str, batch: int, res: int, steps: int = 1) -> Dict[st
     over ``steps`` timed steps after one warm-up), and "step", the whole step."""
     import tinynets as tn
     model = tn.models.get_model(name)
+    model.image_grad = False                       # as in the networks section
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, res, res), dtype=np.float32)
     y = rng.integers(0, 1000, batch)

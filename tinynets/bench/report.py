@@ -148,8 +148,8 @@ def conventions(cfg) -> List[str]:
         "step 3× forward FLOPs, the usual convention for conv/linear, applied to whole rows "
         "(nominal for the BN, activation and SE rows).",
         "Train steps: `model.train()`, forward, `CrossEntropyLoss` forward and backward, "
-        "`model.backward` (no optimizer; gradients accumulate). tinynets' `model.backward` also "
-        "returns dL/dimages, torch's step does not compute it (the images do not require grad). "
+        "`model.backward` (no optimizer; gradients accumulate). Neither computes dL/dimages: "
+        "torch's images do not require grad, and tinynets' models have `image_grad = False`. "
         "Inference: `model.eval()` under `no_grad()`, batch 1. torch networks: "
         "`torchvision.models.<name>(weights=None)`.",
         "Layer rows run in train mode in both; torch's forward builds the autograd graph, its "

@@ -65,11 +65,13 @@ def network_closures(name: str, batch: int, res: int) -> Network:
     """The work of ``get_model(name)`` at ``batch`` x 3 x ``res`` x ``res``, float32.
 
     The train step is ``model.train()``, forward, ``CrossEntropyLoss`` forward and
-    backward and ``model.backward`` (no optimizer); inference is ``model.eval()`` under
+    backward and ``model.backward`` (no optimizer; ``model.image_grad`` is False, so no
+    dL/dimages, as in torch's step); inference is ``model.eval()`` under
     ``tn.no_grad()`` on the first image. After backward every layer still holds its
     forward cache unless backward frees it; ``release`` drops any that are left.
     """
     model = tn.models.get_model(name)
+    model.image_grad = False                       # as torch: the images do not require grad
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, res, res), dtype=np.float32)
     y = rng.integers(0, 1000, batch)

@@ -59,3 +59,27 @@ class ImageClassifier(Chain):
 
     # forward (N, 3, H, W) -> (N, num_classes) logits; backward dL/dlogits -> dL/dimages,
     # filling every param.grad on the way: both inherited from Chain.
+
+    def stem(self) -> Conv2d:
+        """The layer that receives the images: the first leaf of the chain, a Conv2d."""
+        m: Module = self
+        while m._modules:
+            m = next(iter(m._modules.values()))
+        if not isinstance(m, Conv2d):
+            raise TypeError(f"{type(self).__name__}: the first layer is {type(m).__name__}, "
+                            "expected the stem Conv2d")
+        return m
+
+    @property
+    def image_grad(self) -> bool:
+        """Whether ``backward`` computes and returns dL/dimages (default True).
+
+        Training needs only the parameters' gradients, so ``Trainer`` sets it to False: the
+        stem conv then skips its input gradient (for the im2col stem, a GEMM and a col2im
+        per step) and ``backward`` returns None, as torch skips the gradient of images that
+        do not require grad. Gradient checks and parity tests keep the default."""
+        return self.stem().input_grad
+
+    @image_grad.setter
+    def image_grad(self, enabled: bool) -> None:
+        self.stem().input_grad = bool(enabled)

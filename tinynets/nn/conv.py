@@ -15,7 +15,7 @@ The plain-NumPy versions that compute the same thing are in ``kernels/conv_naive
 from __future__ import annotations
 
 import math
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -71,11 +71,18 @@ class Conv2d(Module):
     H' = 1 + (H + p_top + p_bottom - KH) // stride (likewise W').
     weight : (C_out, C_in // groups, KH, KW), bias : (C_out,)
 
+    input_grad : bool attribute, default True
+        False: ``backward`` fills the weight and bias gradients and returns None instead
+        of dL/dx (the images' gradient, which training does not need; see
+        ``ImageClassifier.image_grad``).
+
     Cache (train or eval, not under ``no_grad``)
     ---------------------------------------------
     pointwise: the input as (N, C_in, H'*W'); depthwise: the input;
     im2col: the columns (N, groups, C_in/groups*KH*KW, H'*W').
     """
+
+    input_grad = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
                  stride: IntPair = 1, padding: Union[IntPair, str] = 0, groups: int = 1,
@@ -189,7 +196,7 @@ class Conv2d(Module):
         return out
 
     # ------------------------------------------------------------- backward
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> Optional[np.ndarray]:
         saved, x_shape = self.take()
         check_array(self, dout, 4, self.out_channels, what="dout")
         expected = self.output_shape(x_shape)
@@ -211,6 +218,8 @@ class Conv2d(Module):
             for n in range(1, N):
                 dw += d[n] @ xr[n].T
             self.weight.grad += dw.reshape(self.weight.grad.shape)
+            if not self.input_grad:
+                return None
             dxr = np.matmul(w.reshape(Co, C).T, d)              # (N, C_in, L)
             if s == 1:
                 return dxr.reshape(N, C, H, W)
@@ -220,6 +229,8 @@ class Conv2d(Module):
         if self.path == "depthwise":
             x = saved
             self.weight.grad += depthwise.depthwise_backward_weight(dout, x, KH, KW, s, t, l)
+            if not self.input_grad:
+                return None
             return depthwise.depthwise_backward_input(dout, w, C, s, t, l, H, W)
         cols = saved                                                      # (N, G, Cg*KH*KW, L)
         d = dout.reshape(N, G, Co // G, OH * OW)                          # (N, G, Og, L)
@@ -228,6 +239,8 @@ class Conv2d(Module):
         for n in range(1, N):
             dwm += np.matmul(d[n], cols[n].transpose(0, 2, 1))
         self.weight.grad += dwm.reshape(self.weight.grad.shape)
+        if not self.input_grad:
+            return None
         dcols = np.matmul(wmat.transpose(0, 2, 1), d)                     # (N, G, Cg*KH*KW, L)
         dcols = dcols.reshape(N, C * KH * KW, OH * OW)
         return im2col.col2im(dcols, C, H, W, KH, KW, s, t, l, OH, OW)

@@ -38,7 +38,7 @@ import numpy as np
 from .. import optim
 from ..data import DATASETS, DataLoader, load_dataset
 from ..io.files import atomic_write
-from ..models import MODELS, get_model
+from ..models import MODELS, ImageClassifier, get_model
 from ..nn.grad_mode import manual_seed
 from ..nn.loss import CrossEntropyLoss
 from ..nn.module import Module
@@ -173,11 +173,23 @@ class Trainer:
         """One forward, backward and update; returns (loss, number of correct predictions)."""
         logits = self.model(x)
         loss = float(self.loss(logits, y))
-        self.model.backward(self.loss.backward())
+        self._backward(self.loss.backward())
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad()
         return loss, int((logits.argmax(1) == y).sum())
+
+    def _backward(self, dlogits: np.ndarray) -> None:
+        """``model.backward`` without dL/dimages, which no update uses (``image_grad``),
+        leaving the model's own setting as it was."""
+        if not isinstance(self.model, ImageClassifier):
+            self.model.backward(dlogits)
+            return
+        before, self.model.image_grad = self.model.image_grad, False
+        try:
+            self.model.backward(dlogits)
+        finally:
+            self.model.image_grad = before
 
     def _run_epoch(self) -> None:
         from tqdm import tqdm
