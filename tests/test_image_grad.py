@@ -2,6 +2,8 @@
 ``Conv2d.input_grad`` is what it switches. The parameters' gradients must not change."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -69,8 +71,10 @@ def test_trainer_step_skips_image_grad_and_leaves_the_setting_alone():
         seen.append(stem.input_grad)
         return original(dout)
     stem.backward = spy                         # an instance attribute: the chain calls it
-    trainer = Trainer.__new__(Trainer)          # only the model is needed for _backward
+    trainer = Trainer.__new__(Trainer)          # only the model is needed here
     trainer.model = model
-    model(np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32))
-    trainer._backward(np.ones((2, 10), np.float32))
+    with trainer._without_image_grad():
+        model(np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32))
+        model.backward(np.ones((2, 10), np.float32))
     assert seen == [False] and model.image_grad
+    assert "_without_image_grad" in inspect.getsource(Trainer.train_step)

@@ -4,7 +4,8 @@
   shifted slices), the reference every kernel is tested against;
 * ``im2col``: im2col and col2im for the general convolution (then a BLAS GEMM);
 * ``depthwise``: the direct depthwise convolution, forward and both gradients;
-* ``norm``: BatchNorm fused with its activation, forward and backward.
+* ``norm``: BatchNorm fused with its activation, forward and backward;
+* ``warm``: a helper process that compiles the backward's kernels during the first forward.
 
 Each kernel module is self-contained: Numba's disk cache would not notice an edit to a
 function that a kernel inlines from another file.
@@ -16,6 +17,7 @@ not minutes of silence, each compilation prints one line to stderr as it starts.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from numba.core import event
@@ -35,8 +37,10 @@ class _CompileNotice(event.Listener):
         if self.depth == 1 and func.__module__.startswith(__name__ + "."):
             dtypes = sorted({str(a.dtype) for a in ev.data["args"] if hasattr(a, "dtype")})
             name = func.__name__.lstrip("_").removesuffix("_1t")     # the public kernel's name
+            when = ("in a helper process, ahead of the backward" if os.environ.get("TINYNETS_COMPILE_AHEAD")
+                    else "for its first use")
             print(f"tinynets: compiling {func.__module__.rsplit('.', 1)[-1]}.{name} "
-                  f"({', '.join(dtypes)}) for its first use; later runs load it from the cache",
+                  f"({', '.join(dtypes)}) {when}; later runs load it from the cache",
                   file=sys.stderr, flush=True)
 
     def on_end(self, ev):

@@ -378,9 +378,25 @@ def depthwise_backward_input(dout, w, C, stride, pt, pl, H, W):
     So it runs on the same written-out 3x3/5x5 loops as the forward: one kernel per
     kernel size, each compiled on its first use.
     """
-    K = w.shape[2:]
-    kernel = backward_input_3x3 if K == (3, 3) else backward_input_5x5 if K == (5, 5) else backward_input_any
+    kernel = globals()[backward_kernel_names(*w.shape[2:], stride)[0]]
     return _threads_for(kernel, dout)(dout, w, C, stride, pt, pl, H, W)
+
+
+def backward_kernel_names(KH, KW, stride):
+    """The kernels ``depthwise_backward_input`` and ``depthwise_backward_weight`` pick for
+    this kernel size and stride: one per kernel size for the input gradient; for the
+    weight gradient one for stride 2, one for 5-wide kernels at other strides, one else."""
+    bi = {(3, 3): "backward_input_3x3", (5, 5): "backward_input_5x5"}.get((KH, KW), "backward_input_any")
+    bw = "backward_weight_s2" if stride == 2 else "backward_weight_k5" if KW == 5 else "backward_weight_any"
+    return bi, bw
+
+
+# Argument types of the backward kernels, for a helper process that compiles them ahead
+# (``tinynets.kernels.warm``): "4" a C-contiguous 4-D array, "i" an int64.
+SIGNATURES = dict.fromkeys(("backward_input_3x3", "backward_input_5x5", "backward_input_any"),
+                           "4 4 i i i i i i")
+SIGNATURES.update(dict.fromkeys(("backward_weight_s2", "backward_weight_k5", "backward_weight_any"),
+                                "4 4 i i i i i"))
 
 
 @njit(parallel=True, cache=True)
@@ -532,8 +548,7 @@ def depthwise_backward_weight(dout, x, KH, KW, stride, pt, pl):
     ``reassoc`` lets LLVM vectorise the sums over the width. One kernel for stride 2, one
     for 5-wide kernels at other strides, one for the rest; each compiles on its first use.
     """
-    kernel = (backward_weight_s2 if stride == 2 else backward_weight_k5 if KW == 5
-              else backward_weight_any)
+    kernel = globals()[backward_kernel_names(KH, KW, stride)[1]]
     return _threads_for(kernel, dout)(dout, x, KH, KW, stride, pt, pl)
 
 

@@ -105,6 +105,11 @@ def col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
     return kernel(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW)
 
 
+# col2im's argument types, for a helper process that compiles it ahead
+# (``tinynets.kernels.warm``): "3" a C-contiguous 3-D array, "i" an int64.
+SIGNATURES = {"_col2im": "3 i i i i i i i i i i"}
+
+
 @njit(parallel=True, cache=True)
 def _col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
     return _col2im_body(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW)

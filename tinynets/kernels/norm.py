@@ -252,6 +252,12 @@ def _bn_act_backward_input_body(dout, x, scale, shift, mean, q, r, code, k):
     return dx
 
 
+# The backward's kernels and their argument types, for a helper process that compiles them
+# ahead (``tinynets.kernels.warm``): "4"/"1" C-contiguous arrays, "i" an int64.
+BACKWARD = ("_bn_act_backward_sums", "_bn_act_backward_input")
+SIGNATURES = {"_bn_act_backward_sums": "4 4 1 1 1 1 i 1", "_bn_act_backward_input": "4 4 1 1 1 1 1 i 1"}
+
+
 def bias_act_(x, bias, code, k):
     """In place: x = act(x + bias[c]) for x (N, C, H, W) contiguous. The inference path of
     a conv whose BatchNorm was folded into it (``tinynets.tools.fold``): one pass over the output."""

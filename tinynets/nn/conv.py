@@ -19,9 +19,9 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from ..kernels import depthwise, im2col
+from ..kernels import depthwise, im2col, warm
 from ..kernels.conv_naive import out_size
-from .grad_mode import get_rng
+from .grad_mode import get_rng, is_grad_enabled
 from .module import Module, Parameter, check_array
 
 IntPair = Union[int, Tuple[int, int]]
@@ -179,6 +179,8 @@ class Conv2d(Module):
         KH, KW = self.kernel_size
         s, G, w = self.stride, self.groups, self.weight.data
         x = np.ascontiguousarray(x)
+        if self.path != "pointwise" and self.training and is_grad_enabled():
+            warm.expect(self._warm_key(x.dtype), self._backward_kernels, x.dtype)
         if self.path == "pointwise":
             xs = np.ascontiguousarray(x[:, :, ::s, ::s]) if s > 1 else x
             xr = xs.reshape(N, C, OH * OW)                                  # (N, C_in, L)
@@ -196,6 +198,15 @@ class Conv2d(Module):
         return out
 
     # ------------------------------------------------------------- backward
+    def _warm_key(self, dtype) -> tuple:
+        return ("conv", self.path, self.kernel_size, self.stride, np.dtype(dtype).str)
+
+    def _backward_kernels(self) -> list:
+        """The Numba kernels backward will run (``kernels/warm.py`` compiles them ahead)."""
+        if self.path == "depthwise":
+            return [("depthwise", n) for n in depthwise.backward_kernel_names(*self.kernel_size, self.stride)]
+        return [("im2col", "_col2im")] if self.input_grad else []
+
     def backward(self, dout: np.ndarray) -> Optional[np.ndarray]:
         saved, x_shape = self.take()
         check_array(self, dout, 4, self.out_channels, what="dout")
@@ -209,6 +220,8 @@ class Conv2d(Module):
         KH, KW = self.kernel_size
         s, G, w = self.stride, self.groups, self.weight.data
         dout = np.ascontiguousarray(dout)
+        if self.path != "pointwise":
+            warm.ready(self._warm_key(dout.dtype))       # the helper compiled its kernels
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
         if self.path == "pointwise":

@@ -32,8 +32,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..kernels import norm as kernels_norm
+from ..kernels import norm as kernels_norm, warm
 from .activations import HardSwish, ReLU, ReLU6, SiLU
+from .grad_mode import is_grad_enabled
 from .module import Module, Parameter, check_array
 
 # activations the kernels can apply in the same pass (codes in tinynets.kernels.norm)
@@ -147,6 +148,11 @@ def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray,
     ### END SOLUTION
 
 
+def _backward_kernels() -> list:
+    """The Numba kernels ``BatchNorm2d.backward`` runs (``kernels/warm.py`` compiles them ahead)."""
+    return [("norm", name) for name in kernels_norm.BACKWARD]
+
+
 class BatchNorm2d(Module):
     """Batch normalisation over (N, H, W) for each of C channels.
 
@@ -205,6 +211,8 @@ class BatchNorm2d(Module):
         check_array(self, x, 4, self.num_features)
         code = activation_code(self, activation, x.dtype)
         dt = x.dtype.type
+        if self.training and is_grad_enabled():
+            warm.expect(("bn", x.dtype.str), _backward_kernels, x.dtype)
         mean, var = self._statistics(x)
         invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + self.eps)               # (C,)
         scale = self.weight.data * invstd                                           # (C,)
@@ -224,6 +232,7 @@ class BatchNorm2d(Module):
             raise ValueError(f"{self!r}: dout must have the input's shape {x.shape}, got {dout.shape}")
         k = kernels_norm.act_constants(x.dtype)
         dout = np.ascontiguousarray(dout, dtype=x.dtype)
+        warm.ready(("bn", x.dtype.str))                  # the helper compiled its kernels
         dbeta, dgamma = kernels_norm.bn_act_backward_sums(dout, x, scale, shift, mean, invstd, code, k)
         self.weight.grad += dgamma.astype(x.dtype)
         self.bias.grad += dbeta.astype(x.dtype)

@@ -22,6 +22,7 @@ continues exactly: batch ``b`` of epoch ``e`` is the same images with the same a
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import inspect
@@ -171,23 +172,25 @@ class Trainer:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple:
         """One forward, backward and update; returns (loss, number of correct predictions)."""
-        logits = self.model(x)
-        loss = float(self.loss(logits, y))
-        self._backward(self.loss.backward())
+        with self._without_image_grad():
+            logits = self.model(x)
+            loss = float(self.loss(logits, y))
+            self.model.backward(self.loss.backward())
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad()
         return loss, int((logits.argmax(1) == y).sum())
 
-    def _backward(self, dlogits: np.ndarray) -> None:
-        """``model.backward`` without dL/dimages, which no update uses (``image_grad``),
-        leaving the model's own setting as it was."""
+    @contextlib.contextmanager
+    def _without_image_grad(self):
+        """No dL/dimages in the step, which no update uses (``image_grad``); the model's
+        own setting is restored afterwards."""
         if not isinstance(self.model, ImageClassifier):
-            self.model.backward(dlogits)
+            yield
             return
         before, self.model.image_grad = self.model.image_grad, False
         try:
-            self.model.backward(dlogits)
+            yield
         finally:
             self.model.image_grad = before
 

@@ -1,0 +1,93 @@
+"""The helper process that compiles the backward's kernels during the first forward
+(``tinynets/kernels/warm.py``): its signatures are the ones a train step really compiles,
+a cold train step with it gives the same gradients, and a helper that dies changes nothing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tinynets as tn
+from tinynets.kernels import depthwise, im2col, norm, warm
+
+pytestmark = pytest.mark.task_conv
+
+
+def _net():
+    """Every backward kernel a helper can compile: an im2col stem with its input gradient,
+    BatchNorm, and depthwise 3x3, 5x5 and 7x7 at strides 1 and 2."""
+    layers = [tn.Conv2d(3, 8, 3, stride=2, padding=1), tn.BatchNorm2d(8)]
+    for k, s in ((3, 1), (3, 2), (5, 1), (5, 2), (7, 1)):
+        layers.append(tn.Conv2d(8, 8, k, stride=s, padding=k // 2, groups=8))
+    return tn.Sequential(*layers)
+
+
+def test_signatures_are_what_a_float32_train_step_compiles():
+    tn.manual_seed(0)
+    net = _net().train()
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    net.backward(np.ones_like(net(x)))
+    for module in (depthwise, norm, im2col):
+        for name in module.SIGNATURES:
+            disp = getattr(module, name)
+            sig = warm.signature((module.__name__.rsplit(".", 1)[-1], name), np.float32)
+            assert sig in disp.signatures, (name, sig, disp.signatures)
+
+
+def test_off_switch_and_float64_start_no_helper(monkeypatch):
+    monkeypatch.setenv("TINYNETS_COMPILE_HELPER", "0")
+    assert not warm.enabled()
+    monkeypatch.setattr(warm, "_helper", None)
+    warm.expect(("test", "off"), lambda: [("norm", "_bn_act_backward_sums")], np.float32)
+    monkeypatch.delenv("TINYNETS_COMPILE_HELPER")
+    warm.expect(("test", "f64"), lambda: [("norm", "_bn_act_backward_sums")], np.float64)
+    assert warm._helper is None and {("test", "off"), ("test", "f64")} <= warm._ready
+    warm.ready(("test", "off"))                        # nothing expected: returns at once
+
+
+CHILD = textwrap.dedent("""
+    import json, os, sys, numpy as np, tinynets as tn
+    from tinynets.kernels import warm
+    from tinynets.nn import norm as teach
+    kill = sys.argv[1] == "kill"
+    tn.manual_seed(0)
+    bn, act = tn.BatchNorm2d(3), tn.ReLU6()
+    x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32)
+    dout = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    y = bn(x, act)
+    helper = warm._helper
+    if kill:
+        helper.proc.kill()
+        helper.proc.wait()
+    dx = bn.backward(dout)
+    # the teaching versions, in float64
+    x64, g = x.astype(np.float64), bn.weight.data.astype(np.float64)
+    z, cache, _, _ = teach.batch_norm_forward(x64, g, bn.bias.data.astype(np.float64), bn.eps)
+    dz = dout * ((z > 0) & (z < 6))
+    dx64, dg, db = teach.batch_norm_backward(dz, cache, g, True)
+    print(json.dumps(dict(pid=helper.proc.pid, folder=helper.folder,
+                          dx=float(np.abs(dx - dx64).max()), dg=float(np.abs(bn.weight.grad - dg).max()),
+                          db=float(np.abs(bn.bias.grad - db).max()))))
+""")
+
+
+@pytest.mark.parametrize("how", ["helper", "kill"])
+def test_cold_train_step_with_a_helper_or_one_that_died(tmp_path, how):
+    env = {k: v for k, v in os.environ.items() if k != "TINYNETS_COMPILE_HELPER"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")                # empty: everything compiles
+    out = subprocess.run([sys.executable, "-c", CHILD, how], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["dx"] < 1e-5 and r["dg"] < 1e-4 and r["db"] < 1e-4
+    assert not os.path.exists(r["folder"])                          # the claims are cleaned up
+    proc = f"/proc/{r['pid']}/cmdline"
+    assert not (os.path.exists(proc) and "warm" in open(proc).read())   # the helper has exited
+    ahead = [line for line in out.stderr.splitlines() if "in a helper process" in line]
+    if how == "helper":
+        assert ahead and all("bn_act_backward" in line for line in ahead), out.stderr
