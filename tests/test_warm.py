@@ -94,3 +94,28 @@ def test_cold_train_steps_with_a_helper_and_after_it_died(tmp_path):
     assert any("bn_act_backward" in line for line in ahead), out.stderr
     assert any("compiling im2col.col2im (float32) for its first use" in line
                for line in out.stderr.splitlines()), out.stderr
+
+
+def _ignores_sigint(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(line.split()[1] for line in f if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (2 - 1)))           # SIGINT is signal 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
+def test_helper_leaves_ctrl_c_to_its_parent_and_stops_with_it():
+    import signal
+    import time
+    helper = warm._Helper.start()
+    assert helper is not None
+    try:
+        deadline = time.monotonic() + 60
+        while not _ignores_sigint(helper.proc.pid):   # wait until past its imports
+            assert helper.proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(helper.proc.pid, signal.SIGINT)        # what Ctrl-C sends the process group
+        time.sleep(0.5)
+        assert helper.proc.poll() is None              # no traceback, still serving
+    finally:
+        helper.stop()
+    assert helper.proc.poll() == 0 and not os.path.exists(helper.folder)

@@ -31,6 +31,7 @@ import atexit
 import importlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,6 +218,9 @@ def main(argv: List[str]) -> int:
     first: the layers nearest the output named theirs last, and their backward runs first."""
     folder = argv[0]
     os.environ["TINYNETS_COMPILE_AHEAD"] = "1"                         # the notice says so
+    # Ctrl-C (or a notebook's interrupt) reaches the whole process group: the helper leaves
+    # it to its parent, and exits when the parent has gone (its stdin closes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     lines: List[str] = []
     more = threading.Condition()
     closed = []
