@@ -121,18 +121,22 @@ _BLAS_DEFAULT = 28                             # OpenBLAS's build default (THREA
 _BLAS_SYMBOLS = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
 
 
-def _openblas_libs() -> list:
-    """The OpenBLAS libraries loaded in this process (numpy's, and any other) that can
-    re-read their environment; empty where there is none or no /proc."""
+def openblas_paths() -> list:
+    """The files of the OpenBLAS libraries loaded in this process (numpy's, and any other),
+    sorted; empty where there is none or no /proc."""
     import numpy  # noqa: F401  (loads numpy's BLAS)
     try:
         with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f
-                            if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+            return sorted({line.split()[-1] for line in f
+                           if "openblas" in line.lower() and line.split()[-1].startswith("/")})
     except OSError:
         return []
+
+
+def _openblas_libs() -> list:
+    """The loaded OpenBLAS libraries that can re-read their environment."""
     libs = []
-    for path in paths:
+    for path in openblas_paths():
         try:
             lib = ctypes.CDLL(path)
         except OSError:

@@ -18,18 +18,14 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
+from .. import runtime
 from . import tn_jobs, torch_jobs
 
 
 # ------------------------------------------------------------------ threads
 def _set_blas_threads(n: int) -> int:
     """Set OpenBLAS's thread count through its C API (numpy's BLAS); 0 if not found."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return 0
-    for path in sorted(libs):
+    for path in runtime.openblas_paths():
         lib = ctypes.CDLL(path)
         for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                        "openblas_set_num_threads64_", "openblas_set_num_threads"):
