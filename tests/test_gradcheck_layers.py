@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tinynets as tn
+from tinynets.nn import conv as conv_module
 
 pytestmark = pytest.mark.task_gradcheck
 
@@ -26,6 +27,8 @@ def _conv_cases(n: int = 24, seed: int = 7):
         (2, 5, 7, 1, 2, 0, 1, True, 5, 6),            # strided pointwise
         (3, 2, 3, 7, 2, 3, 1, False, 9, 9),           # 7x7
         (2, 3, 4, 3, 1, None, 1, False, 1, 1),        # 1x1 spatial
+        (3, 5, 4, 1, 1, 0, 1, True, 1, 1),            # pointwise on 1x1 spatial: an SE's fc
+        (2, 3, 4, 1, 2, 0, 1, False, 2, 2),           # strided pointwise down to 1x1
         (2, 4, 4, 3, 2, "same", 4, False, 8, 6),      # TF SAME, asymmetric
         (2, 3, 5, 5, 2, "same", 1, False, 7, 8),      # TF SAME, odd and even
     ]
@@ -50,6 +53,26 @@ def test_conv2d(case, check_grads, rng):
     conv = tn.Conv2d(C, Co, k, stride=s, padding=p, groups=g, bias=bias).astype(np.float64)
     x = rng.standard_normal((N, C, H, W))
     check_grads(f"Conv2d[{conv.path}]", conv, x)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_gradients_over_many_column_blocks(groups, rng):
+    """The im2col weight gradient runs its GEMMs over blocks of output positions; with
+    H'*W' = 4900 there are several, and the result is the teaching version's."""
+    from tinynets.kernels import conv_naive as naive
+    conv = tn.Conv2d(4, 6, 3, padding=1, groups=groups, bias=True).astype(np.float64)
+    x = rng.standard_normal((2, 4, 70, 70))
+    dout = rng.standard_normal((2, 6, 70, 70))
+    assert 70 * 70 > 4 * conv_module._DW_BLOCK
+    y = conv(x)
+    dx = conv.backward(dout)
+    ref, cols = naive.conv2d_im2col(x, conv.weight.data, conv.bias.data, 1, (1, 1, 1, 1), groups)
+    dx_ref, dw_ref, db_ref = naive.conv2d_im2col_backward(dout, cols, x.shape, conv.weight.data, 1,
+                                                          (1, 1, 1, 1), groups)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.weight.grad, dw_ref, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(conv.bias.grad, db_ref, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

@@ -25,6 +25,7 @@ from .grad_mode import get_rng, is_grad_enabled
 from .module import Module, Parameter, check_array
 
 IntPair = Union[int, Tuple[int, int]]
+_DW_BLOCK = 1024        # output positions per GEMM in the im2col weight gradient
 
 
 def _pair(v: IntPair, name: str) -> Tuple[int, int]:
@@ -227,13 +228,19 @@ class Conv2d(Module):
         if self.path == "pointwise":
             xr = saved                                          # (N, C_in, L)
             d = dout.reshape(N, Co, OH * OW)
-            dw = d[0] @ xr[0].T                                 # (C_out, L) @ (L, C_in)
-            for n in range(1, N):
-                dw += d[n] @ xr[n].T
+            if OH * OW == 1:                                    # an SE's fc: one GEMM over the batch,
+                dw = d.reshape(N, Co).T @ xr.reshape(N, C)      # as N GEMMs of K = 1 are slow in BLAS
+            else:
+                dw = d[0] @ xr[0].T                             # (C_out, L) @ (L, C_in)
+                for n in range(1, N):
+                    dw += d[n] @ xr[n].T
             self.weight.grad += dw.reshape(self.weight.grad.shape)
             if not self.input_grad:
                 return None
-            dxr = np.matmul(w.reshape(Co, C).T, d)              # (N, C_in, L)
+            if OH * OW == 1:
+                dxr = (d.reshape(N, Co) @ w.reshape(Co, C)).reshape(N, C, 1)
+            else:
+                dxr = np.matmul(w.reshape(Co, C).T, d)          # (N, C_in, L)
             if s == 1:
                 return dxr.reshape(N, C, H, W)
             dx = np.zeros((N, C, H, W), dtype=dout.dtype)
@@ -248,9 +255,12 @@ class Conv2d(Module):
         cols = saved                                                      # (N, G, Cg*KH*KW, L)
         d = dout.reshape(N, G, Co // G, OH * OW)                          # (N, G, Og, L)
         wmat = w.reshape(G, Co // G, C // G * KH * KW)
-        dwm = np.matmul(d[0], cols[0].transpose(0, 2, 1))                 # (G, Og, Cg*KH*KW)
-        for n in range(1, N):
-            dwm += np.matmul(d[n], cols[n].transpose(0, 2, 1))
+        dwm = np.zeros(wmat.shape, dtype=dout.dtype)                      # (G, Og, Cg*KH*KW)
+        B = _DW_BLOCK
+        for n in range(N):                  # in blocks of columns: a stem's L = 12544 as one K
+            for l0 in range(0, OH * OW, B):  # ran at half the speed in BLAS
+                for g in range(G):          # 2-D products: numpy's stacked matmul skipped BLAS here
+                    dwm[g] += d[n, g, :, l0:l0 + B] @ cols[n, g, :, l0:l0 + B].T
         self.weight.grad += dwm.reshape(self.weight.grad.shape)
         if not self.input_grad:
             return None
