@@ -195,13 +195,20 @@ def _bn_with_state(C, dtype, rng):
     return bn
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 7, 6), (2, 45, 5, 5), (1, 3, 40, 40)],
+                         ids=["one-run", "runs-of-40-and-5-channels", "planes-above-RUN"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("act", FUSABLE, ids=lambda a: "none" if a is None else a.__name__)
-def test_batchnorm_kernels_match_numpy(act, training, dtype, rng):
-    """BatchNorm2d (Numba, fused with the activation) == the NumPy equations + the activation."""
+def test_batchnorm_kernels_match_numpy(act, training, dtype, shape, rng):
+    """BatchNorm2d (Numba, fused with the activation) == the NumPy equations + the activation.
+    The kernels take small planes in runs of whole channels (``kernels.norm.RUN`` values):
+    one run, two runs with a short last one, and one channel per run."""
     from tinynets.nn.norm import batch_norm_backward, batch_norm_forward
-    N, C, H, W = 3, 5, 7, 6
+    from tinynets.kernels import norm as kernels_norm
+    N, C, H, W = shape
+    g = min(C, max(1, kernels_norm.RUN // (H * W)))
+    assert {(3, 5, 7, 6): g == C, (2, 45, 5, 5): (g, C % g) == (40, 5), (1, 3, 40, 40): g == 1}[shape]
     x = (rng.standard_normal((N, C, H, W)) * 3 + 1).astype(dtype)   # spans the kinks of all four
     dout = rng.standard_normal((N, C, H, W)).astype(dtype)
     bn = _bn_with_state(C, dtype, rng).train(training)
