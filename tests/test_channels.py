@@ -1,10 +1,11 @@
 """The per-channel kernels (``tinynets/kernels/channels.py``) equal the NumPy expressions
-beside them."""
+beside them, and the layers that use them give in float32 what they give in float64."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import tinynets as tn
 from tinynets.kernels import channels
 
 pytestmark = pytest.mark.task_conv
@@ -117,3 +118,23 @@ def test_shapes_that_do_not_match_raise_a_clear_error(call, message, rng):
     x, _, s, _ = _data((2, 3, 4, 5), np.float32, rng)
     with pytest.raises(ValueError, match=message):
         call(x, s)
+
+
+# ------------------------------------------------------------------ the layers
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 5, 3, 7), (3, 8, 14, 14)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("kernel", [False, True], ids=["numpy", "kernel"])
+def test_global_avg_pool_float32_equals_float64(shape, kernel, rng):
+    x = rng.standard_normal(shape)
+    d = rng.standard_normal(shape[:2] + (1, 1))
+    pool = tn.GlobalAvgPool2d(kernel=kernel)
+    with tn.no_grad():
+        y32, y64 = pool(x.astype(np.float32)), pool(x)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-6)
+    pool(x)
+    np.testing.assert_array_equal(pool.backward(d), np.broadcast_to(d / (shape[2] * shape[3]), shape))
+    pool(x)
+    g = pool.backward(d, spread=False)                   # the value, not yet broadcast
+    assert g.shape == shape[:2] + (1, 1)
+    np.testing.assert_array_equal(g, d / (shape[2] * shape[3]))
