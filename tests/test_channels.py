@@ -138,3 +138,29 @@ def test_global_avg_pool_float32_equals_float64(shape, kernel, rng):
     g = pool.backward(d, spread=False)                   # the value, not yet broadcast
     assert g.shape == shape[:2] + (1, 1)
     np.testing.assert_array_equal(g, d / (shape[2] * shape[3]))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 6, 5, 3), (3, 12, 9, 9)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "transposed"])
+def test_squeeze_excitation_float32_equals_float64(shape, contiguous, rng):
+    """The layer on the kernels (float32) against the same layer on NumPy (float64): output,
+    dx and the gate's parameter gradients."""
+    N, C, H, W = shape
+    tn.manual_seed(1)
+    se64 = tn.SqueezeExcitation(C, max(1, C // 4), tn.SiLU, tn.Sigmoid, dtype=np.float64)
+    for p in se64.parameters():
+        p.data[...] = rng.standard_normal(p.data.shape)
+    se32 = tn.SqueezeExcitation(C, max(1, C // 4), tn.SiLU, tn.Sigmoid, dtype=np.float32)
+    se32.load_state_dict({k: v.astype(np.float32) for k, v in se64.state_dict().items()})
+    x, d = rng.standard_normal((2,) + shape)
+    if not contiguous:
+        x, d = (np.ascontiguousarray(a.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2) for a in (x, d))
+    y64, y32 = se64(x), se32(x.astype(np.float32))
+    dx64, dx32 = se64.backward(d), se32.backward(d.astype(np.float32))
+    assert y32.dtype == dx32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-5)
+    for (name, p32), p64 in zip(se32.named_parameters(), se64.parameters()):
+        assert p32.grad.dtype == np.float32
+        np.testing.assert_allclose(p32.grad, p64.grad, rtol=1e-4, atol=1e-4, err_msg=name)
