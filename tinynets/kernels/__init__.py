@@ -5,6 +5,8 @@
 * ``im2col``: im2col and col2im for the general convolution (then a BLAS GEMM);
 * ``depthwise``: the direct depthwise convolution, forward and both gradients;
 * ``norm``: BatchNorm fused with its activation, forward and backward;
+* ``channels``: the per-channel passes of squeeze-and-excitation and global pooling (the
+  mean of each plane, each plane times its gate, the sum of a product, dout * s + g);
 * ``warm``: a helper process that compiles the backward's kernels during the first forward.
 
 Each kernel module is self-contained: Numba's disk cache would not notice an edit to a
