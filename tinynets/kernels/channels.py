@@ -11,22 +11,24 @@ expression computes; the expression is written beside each kernel, and
 
 Why kernels for one-liners: each is a memory-bound pass over an array of tens of MB, and
 NumPy runs it on one thread, in two passes where it makes a temporary (``dout * x``, then
-its sum). On (16, 144, 56, 56) float32, 2 cores: the mean 1.2 ms in NumPy, 0.35 ms here;
-``x * s`` 2.9 ms, 1.25 ms; the sum of the product 3.4 ms, 1.1 ms; ``dout * s + g`` 5.4 ms
-(with g broadcast to the full shape first, as the pooling's backward returns it), 1.3 ms.
-Each kernel reads each array once, on every thread, one (n, c) plane per iteration.
+its sum). On (16, 144, 56, 56) float32, 2 cores, medians on an idle machine: the mean
+1.2 ms in NumPy, 0.35 ms here; ``x * s`` 2.9 ms, 1.25 ms; the sum of the product 3.4 ms,
+1.1 ms; ``dout * s + g`` 5.4 ms (with g broadcast to the full shape first, as the
+pooling's backward returns it), 1.3 ms. Each kernel reads each array once, on every
+thread, one (n, c) plane per iteration. (When other work shares the memory bus, the
+kernels slow down more than NumPy's one thread: 1.2-1.6x these times.)
 
 Sums accumulate in float64, one accumulator per plane, so float32 results are within
 float32's rounding of the exact sums (NumPy's pairwise float32 sums lose digits when a sum
-cancels). At two
-threads float32 lanes measured no faster (the pass waits on memory; one thread: 15 %).
+cancels). float32 lanes measured no faster at two threads (the pass waits on memory; on
+one thread they gained 15 %).
 
 Only float32 on C-contiguous arrays runs a kernel. float64 (the checking precision: the
 gradient checks run it on tiny inputs) and any other layout run the NumPy expression
 itself, so that they compile nothing; mixed dtypes too, so that NumPy's promotion rules
 hold as they would. Each kernel sees its arrays as (N*C, H*W) planes, 2-D, so every
 shape shares one compiled kernel (a read-only array, as the caches make a caller's
-input, is another signature to Numba: one more compile, about 0.5 s).
+input, is another signature to Numba: one more compile, about 0.4 s).
 """
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ class GlobalAvgPool2d(Module):
 
     ``kernel=True`` takes the mean with ``tinynets.kernels.channels.mean`` (float32: a
     parallel pass, 3.5x NumPy's speed on (16, 144, 56, 56), at the cost of one compile of
-    about 0.5 s on an empty cache). ``SqueezeExcitation``'s pooling does, on maps up to
+    about 0.4 s on an empty cache). ``SqueezeExcitation``'s pooling does, on maps up to
     112x112; a classifier head pools a 7x7 map, where it would save about 0.4 ms of a
     0.6 s train step at batch 16, so by default it does not (MobileNetV1 and V2 compile
     nothing for it).

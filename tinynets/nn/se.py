@@ -19,7 +19,8 @@ array (the mean and x * s; the sum of dout * x and dout * s + the gate path) on
 ``tinynets.kernels.channels``: fused float32 passes on every thread, each beside the
 NumPy expression it computes. Its backward takes the pooling's dz / (H*W) unbroadcast
 (``spread=False``) and adds it in the last pass instead of writing it out first. On
-(16, 144, 56, 56) float32, 2 cores: forward 4.5 -> 1.3 ms, backward 9.8 -> 2.3 ms.
+(16, 144, 56, 56) float32, 2 cores, NumPy's version and this one alternating: forward
+4.5 -> 1.3-2.1 ms, backward 9.8 -> 2.3-3.2 ms (medians of runs as memory bandwidth varied).
 
 Names follow ``torchvision.ops.SqueezeExcitation`` (``fc1``, ``fc2``), so the state_dict keys
 are ``...fc1.weight``, ``...fc1.bias``, ``...fc2.weight``, ``...fc2.bias``.
