@@ -259,7 +259,7 @@ class Conv2d(Module):
         B = _DW_BLOCK
         for n in range(N):                  # in blocks of columns: a stem's L = 12544 as one K
             for l0 in range(0, OH * OW, B):  # ran at half the speed in BLAS
-                for g in range(G):          # 2-D products: numpy's stacked matmul skipped BLAS here
+                for g in range(G):          # one 2-D product per group
                     dwm[g] += d[n, g, :, l0:l0 + B] @ cols[n, g, :, l0:l0 + B].T
         self.weight.grad += dwm.reshape(self.weight.grad.shape)
         if not self.input_grad:
