@@ -36,6 +36,13 @@ import numpy as np
 from numba import njit, prange
 
 
+# Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
+# assignments and array expressions into parallel loops, each compiled as a function of its
+# own, for loops that are short or already inside a prange (a few percent of compiling).
+PRANGE_ONLY = {"prange": True, "numpy": False, "setitem": False, "reduction": False,
+               "comprehension": False, "inplace_binop": False, "stencil": False, "fusion": False}
+
+
 def _check(name: str, x, **per_channel) -> None:
     """A clear ValueError unless x is 4-D and each named array is (N, C, 1, 1) for it."""
     if x.ndim != 4:
@@ -81,7 +88,7 @@ def mean(x):
     return _mean(_planes(x)).reshape(x.shape[:2] + (1, 1))
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz"})
 def _mean(x):
     P, M = x.shape
     out = np.empty(P, x.dtype)
@@ -111,7 +118,7 @@ def scale(x, s):
     return _scale(_planes(x), _per_plane(s)).reshape(x.shape)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _scale(x, s):
     P, M = x.shape
     out = np.empty_like(x)
@@ -144,7 +151,7 @@ def sum_product(dout, x):
     return _sum_product(_planes(dout), _planes(x)).reshape(x.shape[:2] + (1, 1))
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz"})
 def _sum_product(d, x):
     P, M = x.shape
     out = np.empty(P, x.dtype)
@@ -175,7 +182,7 @@ def scale_add(dout, s, g):
     return _scale_add(_planes(dout), _per_plane(s), _per_plane(g)).reshape(dout.shape)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _scale_add(d, s, g):
     P, M = d.shape
     out = np.empty_like(d)

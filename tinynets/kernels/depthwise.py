@@ -37,6 +37,13 @@ import numpy as np
 from numba import njit, prange
 
 
+# Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
+# assignments and array expressions into parallel loops, each compiled as a function of its
+# own, for loops that are short or already inside a prange (a few percent of compiling).
+PRANGE_ONLY = {"prange": True, "numpy": False, "setitem": False, "reduction": False,
+               "comprehension": False, "inplace_binop": False, "stencil": False, "fusion": False}
+
+
 @njit(cache=True, inline="always")
 def pad_into(plane, pt, pl, xp):
     """xp (Hp, Wp) = a (H, W) plane zero-padded by pt on top and pl on the left, zeros beyond
@@ -281,7 +288,7 @@ def _forward(x, w, stride, pt, pl, OH, OW, case):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def forward_3x3s1(x, w, pt, pl, OH, OW):
     return _forward(x, w, 1, pt, pl, OH, OW, K3S1)
 
@@ -291,7 +298,7 @@ def forward_3x3s1_1t(x, w, pt, pl, OH, OW):
     return _forward(x, w, 1, pt, pl, OH, OW, K3S1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def forward_5x5s1(x, w, pt, pl, OH, OW):
     return _forward(x, w, 1, pt, pl, OH, OW, K5S1)
 
@@ -301,7 +308,7 @@ def forward_5x5s1_1t(x, w, pt, pl, OH, OW):
     return _forward(x, w, 1, pt, pl, OH, OW, K5S1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def forward_5x5s2(x, w, pt, pl, OH, OW):
     return _forward(x, w, 2, pt, pl, OH, OW, K5S2)
 
@@ -311,7 +318,7 @@ def forward_5x5s2_1t(x, w, pt, pl, OH, OW):
     return _forward(x, w, 2, pt, pl, OH, OW, K5S2)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def forward_any(x, w, stride, pt, pl, OH, OW):
     return _forward(x, w, stride, pt, pl, OH, OW, ANY)
 
@@ -321,7 +328,7 @@ def forward_any_1t(x, w, stride, pt, pl, OH, OW):
     return _forward(x, w, stride, pt, pl, OH, OW, ANY)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def forward_3x3s2(x, w, pt, pl, OH, OW):
     return _forward_3x3s2(x, w, pt, pl, OH, OW)
 
@@ -399,7 +406,7 @@ SIGNATURES.update(dict.fromkeys(("backward_weight_s2", "backward_weight_k5", "ba
                                 "4 4 i i i i i"))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def backward_input_3x3(dout, w, C, stride, pt, pl, H, W):
     return _backward_input(dout, w, C, stride, pt, pl, H, W, K3S1)
 
@@ -409,7 +416,7 @@ def backward_input_3x3_1t(dout, w, C, stride, pt, pl, H, W):
     return _backward_input(dout, w, C, stride, pt, pl, H, W, K3S1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def backward_input_5x5(dout, w, C, stride, pt, pl, H, W):
     return _backward_input(dout, w, C, stride, pt, pl, H, W, K5S1)
 
@@ -419,7 +426,7 @@ def backward_input_5x5_1t(dout, w, C, stride, pt, pl, H, W):
     return _backward_input(dout, w, C, stride, pt, pl, H, W, K5S1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def backward_input_any(dout, w, C, stride, pt, pl, H, W):
     return _backward_input(dout, w, C, stride, pt, pl, H, W, ANY)
 
@@ -566,7 +573,7 @@ def _backward_weight(dout, x, KH, KW, stride, pt, pl, case):
     return dw
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz", "contract"})
 def backward_weight_s2(dout, x, KH, KW, stride, pt, pl):
     return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S2)
 
@@ -576,7 +583,7 @@ def backward_weight_s2_1t(dout, x, KH, KW, stride, pt, pl):
     return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S2)
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz", "contract"})
 def backward_weight_k5(dout, x, KH, KW, stride, pt, pl):
     return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S1)
 
@@ -586,7 +593,7 @@ def backward_weight_k5_1t(dout, x, KH, KW, stride, pt, pl):
     return _backward_weight(dout, x, KH, KW, stride, pt, pl, K5S1)
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "contract"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz", "contract"})
 def backward_weight_any(dout, x, KH, KW, stride, pt, pl):
     return _backward_weight(dout, x, KH, KW, stride, pt, pl, ANY)
 

@@ -25,6 +25,13 @@ import numpy as np
 from numba import njit, prange
 
 
+# Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
+# assignments and array expressions into parallel loops, each compiled as a function of its
+# own, for loops that are short or already inside a prange (a few percent of compiling).
+PRANGE_ONLY = {"prange": True, "numpy": False, "setitem": False, "reduction": False,
+               "comprehension": False, "inplace_binop": False, "stencil": False, "fusion": False}
+
+
 @njit(cache=True, inline="always")
 def _valid_range(kj, pad, stride, size, out):
     """Output indices o with 0 <= o*stride + kj - pad < size, as [lo, hi)."""
@@ -46,7 +53,7 @@ def im2col(x, KH, KW, stride, pt, pl, OH, OW):
     return kernel(x, KH, KW, stride, pt, pl, OH, OW)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _im2col(x, KH, KW, stride, pt, pl, OH, OW):
     return _im2col_body(x, KH, KW, stride, pt, pl, OH, OW)
 
@@ -110,7 +117,7 @@ def col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
 SIGNATURES = {"_col2im": "3 i i i i i i i i i i"}
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
     return _col2im_body(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW)
 

@@ -36,6 +36,13 @@ import numpy as np
 from numba import njit, prange
 
 
+# Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
+# assignments and array expressions into parallel loops, each compiled as a function of its
+# own, for loops that are short or already inside a prange (a few percent of compiling).
+PRANGE_ONLY = {"prange": True, "numpy": False, "setitem": False, "reduction": False,
+               "comprehension": False, "inplace_binop": False, "stencil": False, "fusion": False}
+
+
 RUN = 1024          # values per run of channels, at least, where the planes are smaller
 
 # Cephes expf: ln 2 split in two for an exact n ln 2, and the polynomial's coefficients
@@ -147,7 +154,7 @@ def bn_stats(x):
     return kernel(x)
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz"})
 def _bn_stats(x):
     return _bn_stats_body(x)
 
@@ -182,7 +189,7 @@ def bn_act_forward(x, scale, shift, code, k):
     return kernel(x, scale, shift, code, k)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _bn_act_forward(x, scale, shift, code, k):
     return _bn_act_forward_body(x, scale, shift, code, k)
 
@@ -215,7 +222,7 @@ def bn_act_backward_sums(dout, x, scale, shift, mean, invstd, code, k):
     return kernel(dout, x, scale, shift, mean, invstd, code, k)
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+@njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz"})
 def _bn_act_backward_sums(dout, x, scale, shift, mean, invstd, code, k):
     return _bn_act_backward_sums_body(dout, x, scale, shift, mean, invstd, code, k)
 
@@ -262,7 +269,7 @@ def bn_act_backward_input(dout, x, scale, shift, mean, q, r, code, k):
     return kernel(dout, x, scale, shift, mean, q, r, code, k)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _bn_act_backward_input(dout, x, scale, shift, mean, q, r, code, k):
     return _bn_act_backward_input_body(dout, x, scale, shift, mean, q, r, code, k)
 
@@ -307,7 +314,7 @@ def bias_act_(x, bias, code, k):
     return kernel(x, bias, code, k)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _bias_act_(x, bias, code, k):
     return _bias_act_body(x, bias, code, k)
 
