@@ -285,9 +285,12 @@ def test_vectorised_float32_exp_is_accurate():
     assert got.dtype == np.float32 and rel.max() < 2e-7, rel.max()
 
 
-def test_only_the_case_that_runs_compiles_and_says_so(tmp_path):
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_only_the_case_that_runs_compiles_and_says_so(tmp_path, helper):
     """From an empty Numba cache, a 3x3 stride-1 depthwise forward in float32 compiles its
-    own kernel only (not the other cases, not the float64 twin) and prints one line."""
+    own kernel only (not the other cases, not the float64 twin) and prints one line: with
+    the compile helper, its one-thread twin (the helper compiles the parallel build once a
+    second call asks for it); without, the parallel kernel."""
     import os
     import subprocess
     import sys
@@ -297,21 +300,30 @@ def test_only_the_case_that_runs_compiles_and_says_so(tmp_path):
             "assert d.depthwise_forward(x, w, 1, 1, 1, 6, 6).shape == (1, 2, 6, 6)\n"
             "print(sorted(k for k, v in vars(d).items() if hasattr(v, 'signatures') and v.signatures))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
+                         env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path),
+                                  TINYNETS_COMPILE_HELPER=helper))
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split("\n")[-2] == "['forward_3x3s1']"
+    built, how = ("forward_3x3s1_1t", "float32, one thread") if helper == "1" else ("forward_3x3s1", "float32")
+    assert out.stdout.split("\n")[-2] == f"['{built}']"
     notices = [ln for ln in out.stderr.splitlines() if ln.startswith("tinynets: compiling")]
-    assert notices == ["tinynets: compiling depthwise.forward_3x3s1 (float32) for its first use; "
+    assert notices == [f"tinynets: compiling depthwise.forward_3x3s1 ({how}) for its first use; "
                        "later runs load it from the cache"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_float64_runs_on_the_one_thread_twin(dtype, rng):
+def test_float64_runs_on_the_one_thread_twin(dtype, rng, monkeypatch):
+    """float64 runs the twin and never compiles the parallel kernel; float32 runs the parallel
+    kernel (here without a compile helper, so at once: ``tests/test_warm.py`` tests the twins
+    that run while a helper compiles it)."""
     from tinynets.kernels import norm as kernels_norm
+    monkeypatch.setenv("TINYNETS_COMPILE_HELPER", "0")
     x = rng.standard_normal((2, 3, 5, 5)).astype(dtype)
     mean, var = kernels_norm.bn_stats(x)
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-5)
     twin, parallel = kernels_norm._bn_stats_1t, kernels_norm._bn_stats
-    used, unused = (twin, parallel) if dtype == np.float64 else (parallel, twin)
-    assert any(str(s[0].dtype) == np.dtype(dtype).name for s in used.signatures)
-    assert not any(str(s[0].dtype) == np.dtype(dtype).name for s in unused.signatures)
+    name = np.dtype(dtype).name
+    if dtype == np.float64:
+        assert any(str(s[0].dtype) == name for s in twin.signatures)
+        assert not any(str(s[0].dtype) == name for s in parallel.signatures)
+    else:
+        assert any(str(s[0].dtype) == name for s in parallel.signatures)

@@ -100,12 +100,22 @@ def test_the_core_does_not_import_the_layers_above_it():
             assert not [d for d in deps if d.startswith(above)], name
 
 
+# Plain Python that picks and compiles kernels, with no Numba function of its own
+KERNEL_POLICY = {"tinynets.kernels.tiers", "tinynets.kernels.warm"}
+
+
 def test_kernel_modules_call_no_kernel_of_another_file():
     """Numba's disk cache keys a function on its own file: a kernel that inlined or called a
-    function of another file would run stale code after that file changed."""
+    function of another file would run stale code after that file changed. A kernel module
+    may import only the modules that choose which build runs, which hold no kernels."""
     for path in (PACKAGE / "kernels").glob("*.py"):
-        deps = {d for d in _imports(path) if d.startswith("tinynets.kernels")}
+        deps = {d for d in _imports(path) if d.startswith("tinynets.kernels")} - KERNEL_POLICY
         assert deps == set(), f"{path.name} imports {deps}"
+    for name in KERNEL_POLICY:
+        tree = ast.parse((PACKAGE.parent / (name.replace(".", "/") + ".py")).read_text("utf-8"))
+        jitted = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                  and any("jit" in ast.dump(d) for d in n.decorator_list)]
+        assert not jitted, (name, jitted)
 
 
 def _modules_after(code: str) -> List[str]:

@@ -1,6 +1,8 @@
-"""The helper process that compiles the backward's kernels during the first forward
-(``tinynets/kernels/warm.py``): its signatures are the ones a train step really compiles,
-a cold train step with it gives the same gradients, and a helper that dies changes nothing."""
+"""The helper process that compiles kernels ahead (``tinynets/kernels/warm.py``) and the
+tiers that run one-thread twins until the parallel builds are in place (``tiers.py``): the
+signatures are the ones a train step really compiles, twins give the parallel kernels'
+values bit for bit, a cold train step gives the same gradients, the parallel build takes
+over once compiled, and a helper that dies changes nothing."""
 from __future__ import annotations
 
 import json
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 import tinynets as tn
-from tinynets.kernels import depthwise, im2col, norm, warm
+from tinynets.kernels import depthwise, im2col, norm, tiers, warm
 
 pytestmark = pytest.mark.task_conv
 
@@ -27,7 +29,8 @@ def _net():
     return tn.Sequential(*layers)
 
 
-def test_signatures_are_what_a_float32_train_step_compiles():
+def test_signatures_are_what_a_float32_train_step_compiles(monkeypatch):
+    monkeypatch.setenv("TINYNETS_COMPILE_HELPER", "0")    # the parallel builds compile here
     tn.manual_seed(0)
     net = _net().train()
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -37,6 +40,52 @@ def test_signatures_are_what_a_float32_train_step_compiles():
             disp = getattr(module, name)
             sig = warm.signature((module.__name__.rsplit(".", 1)[-1], name), np.float32)
             assert sig in disp.signatures, (name, sig, disp.signatures)
+
+
+def _twin_cases():
+    """(name, parallel kernel, twin, args) for every kernel a float32 layer runs, on random
+    float32 inputs: BatchNorm with each float32 activation code, im2col and col2im, and the
+    depthwise kernels of 3x3, 5x5 and 7x7 at strides 1 and 2."""
+    rng = np.random.default_rng(3)
+    f = lambda *shape: rng.standard_normal(shape).astype(np.float32)       # noqa: E731
+    x, d, v = f(3, 20, 9, 9), f(3, 20, 9, 9), [f(20) for _ in range(5)]
+    k = norm.act_constants(np.float32)
+    cases = [("bn_stats", norm._bn_stats, norm._bn_stats_1t, (x,))]
+    for code in (0, 1, 2, 3, 5):                       # float32's codes (SiLU is 5, not 4)
+        cases += [(f"bn_act_forward {code}", norm._bn_act_forward, norm._bn_act_forward_1t, (x, v[0], v[1], code, k)),
+                  (f"bn_sums {code}", norm._bn_act_backward_sums, norm._bn_act_backward_sums_1t, (d, x, *v[:4], code, k)),
+                  (f"bn_input {code}", norm._bn_act_backward_input, norm._bn_act_backward_input_1t, (d, x, *v, code, k)),
+                  (f"bias_act {code}", norm._bias_act_, norm._bias_act_1t, (x.copy(), v[0], code, k))]
+    img = f(2, 3, 17, 17)
+    cols = im2col._im2col_1t(img, 3, 3, 2, 1, 1, 9, 9)
+    cases += [("im2col", im2col._im2col, im2col._im2col_1t, (img, 3, 3, 2, 1, 1, 9, 9)),
+              ("col2im", im2col._col2im, im2col._col2im_1t, (cols, 3, 17, 17, 3, 3, 2, 1, 1, 9, 9))]
+    for K, s in ((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2)):
+        p, H = K // 2, 15
+        OH = (H + 2 * p - K) // s + 1
+        xx, w, dd = f(2, 8, H, H), f(8, 1, K, K), f(2, 8, OH, OH)
+        fwd = {(3, 1): "forward_3x3s1", (3, 2): "forward_3x3s2", (5, 1): "forward_5x5s1",
+               (5, 2): "forward_5x5s2"}.get((K, s))
+        args = (xx, w, p, p, OH, OH) if fwd else (xx, w, s, p, p, OH, OH)
+        bi, bw = depthwise.backward_kernel_names(K, K, s)
+        for name, a in ((fwd or "forward_any", args), (bi, (dd, w, 8, s, p, p, H, H)),
+                        (bw, (dd, xx, K, K, s, p, p))):
+            cases.append((f"{name} {K}x{K} s{s}", getattr(depthwise, name),
+                          getattr(depthwise, name + "_1t"), a))
+    return cases
+
+
+def test_twins_give_the_parallel_kernels_values_bit_for_bit():
+    """``tiers`` swaps a twin for its parallel build in the middle of a run: nothing but the
+    speed may change then (a run resumed from a checkpoint repeats the original exactly)."""
+    for name, parallel, twin, args in _twin_cases():
+        a = parallel(*[x.copy() if isinstance(x, np.ndarray) else x for x in args])
+        b = twin(*[x.copy() if isinstance(x, np.ndarray) else x for x in args])
+        a, b = (a, b) if isinstance(a, tuple) else ((a,), (b,))
+        if a[0] is None:                                   # in place (bias_act_)
+            continue
+        for u, t in zip(a, b):
+            assert u.dtype == t.dtype and np.array_equal(u, t), name
 
 
 def test_off_switch_and_float64_start_no_helper(monkeypatch):
@@ -63,12 +112,24 @@ CHILD = textwrap.dedent("""
     bn(x, act)
     helper = warm._helper
     dx = bn.backward(dout)
+    # 3. tiers: the first forward ran the twin; the helper compiles the parallel build, and
+    # once it is in the cache it runs, with the same output bit for bit
+    from tinynets.kernels import norm as kn, tiers
+    import time
+    with tn.no_grad():                                 # train mode, no caches held
+        first, deadline = bn(x, act), time.monotonic() + 300
+        while kn._bn_act_forward not in tiers._ready and time.monotonic() < deadline:
+            y = bn(x, act)
+            tiers_same = bool(np.array_equal(y, first))
+        parallel_ran = kn._bn_act_forward in tiers._ready and len(kn._bn_act_forward.signatures) == 1
+        y = bn(x, act)
+    tiers_same = tiers_same and bool(np.array_equal(y, first))
     x64, g = x.astype(np.float64), bn.weight.data.astype(np.float64)
     z, cache, _, _ = teach.batch_norm_forward(x64, g, bn.bias.data.astype(np.float64), bn.eps)
     dx64, dg, db = teach.batch_norm_backward(dout * ((z > 0) & (z < 6)), cache, g, True)
     bn_err = max(float(np.abs(dx - dx64).max()), float(np.abs(bn.weight.grad - dg).max()),
                  float(np.abs(bn.bias.grad - db).max()))
-    # 2. an im2col conv whose helper dies before the backward: this process compiles col2im
+    # 2. an im2col conv whose helper dies before the backward: its gradient is still right
     conv = tn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False)
     y = conv(x)
     helper.proc.kill()
@@ -77,7 +138,8 @@ CHILD = textwrap.dedent("""
     dx = conv.backward(d)
     ref = conv_naive.conv2d_loops_backward(d.astype(np.float64), x64, conv.weight.data.astype(np.float64), 2, (1, 1, 1, 1))
     conv_err = float(np.abs(dx - ref[0]).max())
-    print(json.dumps(dict(pid=helper.proc.pid, folder=helper.folder, bn=bn_err, conv=conv_err)))
+    print(json.dumps(dict(pid=helper.proc.pid, folder=helper.folder, bn=bn_err, conv=conv_err,
+                          tiers=tiers_same, parallel_ran=parallel_ran)))
 """)
 
 
@@ -89,11 +151,15 @@ def test_cold_train_steps_with_a_helper_and_after_it_died(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["bn"] < 1e-4 and r["conv"] < 1e-4, r
+    assert r["tiers"] and r["parallel_ran"], r
     assert not os.path.exists(r["folder"])                          # the claims are cleaned up
-    ahead = [line for line in out.stderr.splitlines() if "in a helper process" in line]
-    assert any("bn_act_backward" in line for line in ahead), out.stderr
-    assert any("compiling im2col.col2im (float32) for its first use" in line
-               for line in out.stderr.splitlines()), out.stderr
+    lines = out.stderr.splitlines()
+    assert any("bn_act_backward_input (float32, one thread) in a helper process, ahead of "
+               "the backward" in line for line in lines), out.stderr
+    assert any("bn_act_forward (float32) with threads, in a helper process" in line
+               for line in lines), out.stderr
+    # col2im's twin came from the helper, or from this process if the helper died first
+    assert any("compiling im2col.col2im (float32, one thread)" in line for line in lines), out.stderr
 
 
 def _ignores_sigint(pid: int) -> bool:

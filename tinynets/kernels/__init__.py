@@ -7,7 +7,9 @@
 * ``norm``: BatchNorm fused with its activation, forward and backward;
 * ``channels``: the per-channel passes of squeeze-and-excitation and global pooling (the
   mean of each plane, each plane times its gate, the sum of a product, dout * s + g);
-* ``warm``: a helper process that compiles the backward's kernels during the first forward.
+* ``warm``: a helper process that compiles kernels ahead: the backward's during the first
+  forward, the parallel builds while their one-thread twins run;
+* ``tiers``: which build of a kernel runs, the parallel one or its one-thread twin.
 
 Each kernel module is self-contained: Numba's disk cache would not notice an edit to a
 function that a kernel inlines from another file.
@@ -49,8 +51,11 @@ class _CompileNotice(event.Listener):
         if self.depth == 1 and func.__module__.startswith(__name__ + "."):
             dtypes = sorted({str(a.dtype) for a in ev.data["args"] if hasattr(a, "dtype")})
             name = func.__name__.lstrip("_").removesuffix("_1t")     # the public kernel's name
-            when = ("in a helper process, ahead of the backward" if os.environ.get("TINYNETS_COMPILE_AHEAD")
-                    else "for its first use")
+            if func.__name__.endswith("_1t") and "float64" not in dtypes:
+                dtypes.append("one thread")                           # a twin (``tiers``)
+            when = {"now": "in a helper process, ahead of the backward",
+                    "later": "with threads, in a helper process, while the one-thread build runs",
+                    }.get(os.environ.get("TINYNETS_COMPILE_AHEAD", ""), "for its first use")
             print(f"tinynets: compiling {func.__module__.rsplit('.', 1)[-1]}.{name} "
                   f"({', '.join(dtypes)}) {when}; later runs load it from the cache",
                   file=sys.stderr, flush=True)

@@ -36,6 +36,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import tiers
+
 
 # Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
 # assignments and array expressions into parallel loops, each compiled as a function of its
@@ -206,15 +208,15 @@ def _split_columns(xp):
 # the other cases before it compiles: only the code that runs is compiled, once per case
 # and dtype, the first time that case runs. One kernel holding every case took 22 s to
 # compile (MobileNetV2 uses two of its five cases); one case takes 2-5 s.
-# Each kernel also has a one-thread twin, ``*_1t``, for float64: the checking precision
-# (gradient checks, parity tests) runs on tiny inputs, and a kernel without
-# ``parallel=True`` compiles in about 40 % less time (5x5 stride 2: 4.9 s against 7.9 s).
+# Each kernel also has a one-thread twin, ``*_1t``, for float64, and for float32 while the
+# parallel build compiles (``tiers``): the checking precision (gradient checks, parity tests)
+# runs on tiny inputs, and a kernel without threads compiles in about half the time.
 ANY, K3S1, K5S1, K5S2 = 0, 1, 2, 3
 
 
-def _threads_for(kernel, a):
-    """``kernel`` for float32, its one-thread twin for float64 (see above)."""
-    return globals()[kernel.__name__ + "_1t"] if a.dtype == np.float64 else kernel
+def _run(kernel, *args):
+    """``kernel`` or its one-thread twin, as ``tiers`` picks (the twin for float64)."""
+    return tiers.run(kernel, globals()[kernel.__name__ + "_1t"], *args)
 
 
 @njit(cache=True, inline="always")
@@ -264,10 +266,10 @@ def depthwise_forward(x, w, stride, pt, pl, OH, OW):
     """
     K = w.shape[2:]
     if K == (3, 3) and stride in (1, 2):
-        return _threads_for(forward_3x3s1 if stride == 1 else forward_3x3s2, x)(x, w, pt, pl, OH, OW)
+        return _run(forward_3x3s1 if stride == 1 else forward_3x3s2, x, w, pt, pl, OH, OW)
     if K == (5, 5) and stride in (1, 2):
-        return _threads_for(forward_5x5s1 if stride == 1 else forward_5x5s2, x)(x, w, pt, pl, OH, OW)
-    return _threads_for(forward_any, x)(x, w, stride, pt, pl, OH, OW)
+        return _run(forward_5x5s1 if stride == 1 else forward_5x5s2, x, w, pt, pl, OH, OW)
+    return _run(forward_any, x, w, stride, pt, pl, OH, OW)
 
 
 @njit(cache=True, inline="always")
@@ -386,7 +388,7 @@ def depthwise_backward_input(dout, w, C, stride, pt, pl, H, W):
     kernel size, each compiled on its first use.
     """
     kernel = globals()[backward_kernel_names(*w.shape[2:], stride)[0]]
-    return _threads_for(kernel, dout)(dout, w, C, stride, pt, pl, H, W)
+    return _run(kernel, dout, w, C, stride, pt, pl, H, W)
 
 
 def backward_kernel_names(KH, KW, stride):
@@ -556,7 +558,7 @@ def depthwise_backward_weight(dout, x, KH, KW, stride, pt, pl):
     for 5-wide kernels at other strides, one for the rest; each compiles on its first use.
     """
     kernel = globals()[backward_kernel_names(KH, KW, stride)[1]]
-    return _threads_for(kernel, dout)(dout, x, KH, KW, stride, pt, pl)
+    return _run(kernel, dout, x, KH, KW, stride, pt, pl)
 
 
 @njit(cache=True, inline="always")

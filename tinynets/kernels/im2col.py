@@ -16,13 +16,15 @@ Argument conventions: ``pt``/``pl`` are the top/left zero-padding; the output
 size (OH, OW) fixes the bottom/right padding implicitly.
 
 Threads: ``im2col`` and ``col2im`` (the names the layers call) run a parallel kernel on
-float32 and its one-thread twin (``_*_1t``, the same inlined body) on float64, the checking precision,
-whose kernels so compile in about 40 % less time (see ``depthwise``).
+float32 and its one-thread twin (``_*_1t``, the same inlined body) on float64, the checking
+precision, and on float32 while the parallel build compiles (``tiers``).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from . import tiers
 
 
 # Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
@@ -49,8 +51,7 @@ def im2col(x, KH, KW, stride, pt, pl, OH, OW):
     assignments and an index that Numba cannot prove non-negative cost more per row than
     the row's copy. (16, 3, 224, 224), 3x3 stride 2, one thread: 5.4 ms before, 3.0 ms so.
     """
-    kernel = _im2col_1t if x.dtype == np.float64 else _im2col
-    return kernel(x, KH, KW, stride, pt, pl, OH, OW)
+    return tiers.run(_im2col, _im2col_1t, x, KH, KW, stride, pt, pl, OH, OW)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -108,8 +109,7 @@ def col2im(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW):
     Row views and constant strides, as in ``im2col``: (16, 3, 224, 224), 3x3 stride 2,
     one thread: 10.0 ms with a 4-D index per element, 4.9 ms so.
     """
-    kernel = _col2im_1t if cols.dtype == np.float64 else _col2im
-    return kernel(cols, C, H, W, KH, KW, stride, pt, pl, OH, OW)
+    return tiers.run(_col2im, _col2im_1t, cols, C, H, W, KH, KW, stride, pt, pl, OH, OW)
 
 
 # col2im's argument types, for a helper process that compiles it ahead

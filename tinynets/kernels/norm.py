@@ -27,13 +27,15 @@ from index 0 (loops over offsets into the flattened image did not vectorise). On
 726 us plane by plane, 99, 257 and 192 us so; 56x56 planes take the time they took.
 
 Threads: the kernels the layers call run a parallel kernel on float32 and its one-thread
-twin (``_*_1t``, the same inlined body) on float64, the checking precision,
-whose kernels so compile in about 40 % less time (see ``depthwise``).
+twin (``_*_1t``, the same inlined body) on float64, the checking precision, and on float32
+while the parallel build compiles (``tiers``); a twin compiles in about half the time.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from . import tiers
 
 
 # Only the prange loops run in parallel. parallel=True alone also turns np.zeros, slice
@@ -150,8 +152,7 @@ def _dz_plane(zs, ds, dz, code, k):
 
 def bn_stats(x):
     """Per-channel mean and biased variance of x (N, C, H, W), two passes, float64 sums."""
-    kernel = _bn_stats_1t if x.dtype == np.float64 else _bn_stats
-    return kernel(x)
+    return tiers.run(_bn_stats, _bn_stats_1t, x)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz"})
@@ -185,8 +186,7 @@ def _bn_stats_body(x):
 
 def bn_act_forward(x, scale, shift, code, k):
     """y = act(x * scale[c] + shift[c]) for x (N, C, H, W) contiguous."""
-    kernel = _bn_act_forward_1t if x.dtype == np.float64 else _bn_act_forward
-    return kernel(x, scale, shift, code, k)
+    return tiers.run(_bn_act_forward, _bn_act_forward_1t, x, scale, shift, code, k)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -218,8 +218,8 @@ def _bn_act_forward_body(x, scale, shift, code, k):
 def bn_act_backward_sums(dout, x, scale, shift, mean, invstd, code, k):
     """Per channel, with dz = dout * act'(x * scale + shift): sum(dz) (= dbeta) and
     sum(dz * x_hat) (= dgamma), x_hat = (x - mean) * invstd; float64 sums."""
-    kernel = _bn_act_backward_sums_1t if dout.dtype == np.float64 else _bn_act_backward_sums
-    return kernel(dout, x, scale, shift, mean, invstd, code, k)
+    return tiers.run(_bn_act_backward_sums, _bn_act_backward_sums_1t,
+                     dout, x, scale, shift, mean, invstd, code, k)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True, fastmath={"reassoc", "nsz"})
@@ -265,8 +265,8 @@ def _bn_act_backward_sums_body(dout, x, scale, shift, mean, invstd, code, k):
 def bn_act_backward_input(dout, x, scale, shift, mean, q, r, code, k):
     """dx = scale * dz + q[c] + r[c] * (x - mean[c]), dz = dout * act'(x * scale + shift).
     Train mode: q = -scale * dbeta / m, r = -scale * invstd * dgamma / m; eval: q = r = 0."""
-    kernel = _bn_act_backward_input_1t if dout.dtype == np.float64 else _bn_act_backward_input
-    return kernel(dout, x, scale, shift, mean, q, r, code, k)
+    return tiers.run(_bn_act_backward_input, _bn_act_backward_input_1t,
+                     dout, x, scale, shift, mean, q, r, code, k)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -310,8 +310,7 @@ SIGNATURES = {"_bn_act_backward_sums": "4 4 1 1 1 1 i 1", "_bn_act_backward_inpu
 def bias_act_(x, bias, code, k):
     """In place: x = act(x + bias[c]) for x (N, C, H, W) contiguous. The inference path of
     a conv whose BatchNorm was folded into it (``tinynets.tools.fold``): one pass over the output."""
-    kernel = _bias_act_1t if x.dtype == np.float64 else _bias_act_
-    return kernel(x, bias, code, k)
+    return tiers.run(_bias_act_, _bias_act_1t, x, bias, code, k)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)

@@ -1,29 +1,35 @@
-"""Compile the backward's kernels in a second process while the first runs the forward.
+"""Compile kernels in a second process: the backward's during the forward, the parallel
+builds while their one-thread twins run.
 
 From an empty cache, compiling is most of a first train step (MobileNetV2 on 2 cores:
-about 40 s of compiling, under 1 s of computing), and Numba compiles on one core. So when
-a layer runs its first float32 forward in train mode, it names the kernels its backward
-will need (:func:`expect`); those that are not in Numba's disk cache yet go to one helper
-process (:func:`main`), which compiles them into that cache while this process compiles
-and runs the forward. Before a backward first runs its kernels (:func:`ready`), this
-process compiles those no one has started; while the helper is still busy with one it
-needs, it compiles others the helper has not reached, then loads the helper's from the
-disk cache.
+about 27 s of compiling its parallel kernels, under 1 s of computing), and Numba compiles
+on one core. So when a layer runs its first float32 forward in train mode, it names the
+kernels its backward will need (:func:`expect`); those that are not in Numba's disk cache
+yet go to one helper process (:func:`main`), which compiles them into that cache while
+this process compiles and runs the forward. They are the one-thread twins, which compile
+in half the time; the parallel builds follow (``tiers``). Before a backward first runs
+its kernels (:func:`ready`), this process compiles those no one has started; while the
+helper is still busy with one it needs, it compiles others the helper has not reached,
+then loads the helper's from the disk cache.
+
+The helper takes the kernels needed now first, the latest named first (the layers nearest
+the output named theirs last, and their backward runs first); then the parallel builds
+that ``tiers`` sends (:func:`later`), in the order they were sent.
 
 Each kernel is compiled once: whichever process gets to it first claims it by creating a
 file (``O_EXCL``) in a private temporary folder, and writes ``<claim>.done`` once it is in
 the cache. If the helper cannot start or dies, this process compiles whatever is left,
 as it would without a helper.
 
-``TINYNETS_COMPILE_HELPER=0`` turns the helper off. It never starts on a machine with one
-core, for float64 (the checking precision, whose one-thread kernels compile fast), or
-when every kernel a layer names is in the cache already. It prints each kernel it
+``TINYNETS_COMPILE_HELPER=0`` turns the helper off, and with it the twins for float32. It
+never starts on a machine with one core, for float64 (the checking precision, which runs
+the twins), or when every kernel a layer names is in the cache already. It prints each kernel it
 compiles, as this process does, and exits once this process has gone.
 
-Each kernel module lists the kernels a helper may compile in ``SIGNATURES``: a pattern of
-the argument types, one token per argument, "4" a C-contiguous 4-D array of the layer's
-dtype (likewise "1" and "3") and "i" an int64. ``tests/test_warm.py`` checks that each
-pattern is a signature a real train step compiles.
+Each kernel module lists its backward's kernels in ``SIGNATURES``: a pattern of the
+argument types, one token per argument, "4" a C-contiguous 4-D array of the layer's dtype
+(likewise "1" and "3") and "i" an int64; the helper reads the same patterns on its input.
+``tests/test_warm.py`` checks that each pattern is a signature a real train step compiles.
 """
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ import numpy as np
 
 Kernel = Tuple[str, str]                         # (module, function), e.g. ("norm", "_bn_stats")
 _ready: set = set()                              # keys whose kernels this process may run now
-_expected: Dict[tuple, List["_Job"]] = {}
+_expected: Dict[tuple, List["Job"]] = {}
 _helper: Optional["_Helper"] = None
 POLL = 0.005                                     # seconds between looks at the helper's claims
 
@@ -52,21 +58,40 @@ def enabled() -> bool:
     return os.environ.get("TINYNETS_COMPILE_HELPER", "1") != "0" and (os.cpu_count() or 1) > 1
 
 
-def signature(kernel: Kernel, dtype) -> tuple:
-    """The Numba argument types of ``kernel`` for arrays of ``dtype`` (its SIGNATURES pattern)."""
+def signature(kernel: Kernel, dtype, pattern: Optional[str] = None) -> tuple:
+    """The Numba argument types of ``kernel`` for arrays of ``dtype``: ``pattern``, or the
+    kernel's SIGNATURES pattern (a twin's is its parallel kernel's)."""
     from numba import types
     from numba.np.numpy_support import from_dtype
-    module = importlib.import_module(f"{__package__}.{kernel[0]}")
+    if pattern is None:
+        module = importlib.import_module(f"{__package__}.{kernel[0]}")
+        pattern = module.SIGNATURES[kernel[1].removesuffix("_1t")]
     item = from_dtype(np.dtype(dtype))
     return tuple(types.int64 if t == "i" else types.Array(item, int(t), "C")
-                 for t in module.SIGNATURES[kernel[1]].split())
+                 for t in pattern.split())
+
+
+def pattern(sig: tuple) -> Optional[str]:
+    """The pattern of Numba argument types ``sig`` ("4 1 i"), or None if it has a type that
+    patterns do not spell (anything but writeable C-contiguous arrays and int64; an array
+    that a layer's cache holds is read-only, and Numba compiles separately for that)."""
+    from numba import types
+    tokens = []
+    for t in sig:
+        if isinstance(t, types.Array) and t.layout == "C" and t.mutable and 1 <= t.ndim <= 9:
+            tokens.append(str(t.ndim))
+        elif t == types.int64:
+            tokens.append("i")
+        else:
+            return None
+    return " ".join(tokens)
 
 
 def _dispatcher(kernel: Kernel):
     return getattr(importlib.import_module(f"{__package__}.{kernel[0]}"), kernel[1])
 
 
-def _in_cache(kernel: Kernel, sig: tuple) -> bool:
+def in_cache(kernel: Kernel, sig: tuple) -> bool:
     """True if ``kernel`` is compiled for ``sig`` here already, or is in the disk cache (then
     it is loaded now, as its first call would load it)."""
     disp = _dispatcher(kernel)
@@ -83,22 +108,44 @@ def _in_cache(kernel: Kernel, sig: tuple) -> bool:
 
 def expect(key: tuple, kernels: Callable[[], List[Kernel]], dtype) -> None:
     """A layer with configuration ``key`` ran a forward whose backward will run
-    ``kernels()`` on ``dtype`` arrays: start compiling those that are not compiled yet."""
+    ``kernels()`` on ``dtype`` arrays: start compiling those not in the cache yet (their
+    one-thread twins, which the backward runs until ``tiers`` has the parallel builds)."""
     if key in _expected or key in _ready:
         return
     if np.dtype(dtype) != np.float32 or not enabled():
         _ready.add(key)
         return
-    todo = [(k, signature(k, dtype)) for k in kernels()]
-    todo = [(k, s) for k, s in todo if not _in_cache(k, s)]
-    global _helper
-    if todo and _helper is None:
-        _helper = _Helper.start()
-    if not todo or _helper is None or not _helper.send(todo, dtype):
+    todo = []
+    for k in kernels():
+        sig, twin = signature(k, dtype), (k[0], k[1] + "_1t")
+        if not in_cache(k, sig) and not in_cache(twin, sig):
+            todo.append((twin, sig))
+    if not todo or not _start() or not _helper.send("now", [(k, s) for k, s in todo], dtype):
         _ready.add(key)                          # nothing to do, or no helper: as without one
         return
-    _expected[key] = [_Job(k, s, _helper.claim_name(k, dtype)) for k, s in todo]
+    _expected[key] = [Job(k, s, _helper.claim_name(k, dtype)) for k, s in todo]
     _helper.pending += _expected[key]
+
+
+def later(kernel: Kernel, pattern: str, dtype) -> Optional["Job"]:
+    """Have the helper compile ``kernel`` for ``pattern`` after the kernels needed now: the
+    job, or None if there is no helper."""
+    sig = signature(kernel, dtype, pattern)
+    if not _start() or not _helper.send("later", [(kernel, sig)], dtype):
+        return None
+    return Job(kernel, sig, _helper.claim_name(kernel, dtype))
+
+
+def helper_alive() -> bool:
+    return _helper is not None and _helper.proc.poll() is None
+
+
+def _start() -> bool:
+    """Start the helper if it has not been started; False if there is none."""
+    global _helper
+    if _helper is None:
+        _helper = _Helper.start()
+    return _helper is not None
 
 
 def ready(key: tuple) -> None:
@@ -116,15 +163,19 @@ def ready(key: tuple) -> None:
     _ready.add(key)
 
 
-class _Job:
+class Job:
     """One kernel for one signature, and its claim file in the folder both processes share."""
 
     def __init__(self, kernel: Kernel, sig: tuple, claim: str):
         self.kernel, self.sig, self.claim = kernel, sig, claim
 
+    def done(self) -> bool:
+        """Compiled into the disk cache by either process."""
+        return os.path.exists(self.claim + ".done")
+
     def finished(self) -> bool:
         """Done by either process, or done here now because no one had started it."""
-        return os.path.exists(self.claim + ".done") or self.take()
+        return self.done() or self.take()
 
     def take(self) -> bool:
         """Claim and compile it here, if no one has; True if so."""
@@ -162,10 +213,12 @@ class _Helper:
     def claim_name(self, kernel: Kernel, dtype) -> str:
         return os.path.join(self.folder, f"{kernel[0]}.{kernel[1]}.{np.dtype(dtype).name}")
 
-    def send(self, todo, dtype) -> bool:
+    def send(self, when: str, todo, dtype) -> bool:
+        """Send kernels to compile ``when`` ("now" or "later"), each with its signature."""
         try:
-            for kernel, _ in todo:
-                self.proc.stdin.write(f"{kernel[0]} {kernel[1]} {np.dtype(dtype).name}\n")
+            for kernel, sig in todo:
+                self.proc.stdin.write(f"{when} {kernel[0]} {kernel[1]} {np.dtype(dtype).name} "
+                                      f"{pattern(sig).replace(' ', ',')}\n")
             self.proc.stdin.flush()
             return True
         except (OSError, ValueError):            # the helper has gone
@@ -213,22 +266,23 @@ _MAIN = "import sys; from tinynets.kernels import warm; sys.exit(warm.main(sys.a
 
 
 def main(argv: List[str]) -> int:
-    """The helper: compile the kernels named on stdin ("module function dtype"), each that
-    no one has claimed, into Numba's disk cache, and mark each done. The latest named
-    first: the layers nearest the output named theirs last, and their backward runs first."""
+    """The helper: compile the kernels named on stdin ("now|later module function dtype
+    pattern", the pattern's tokens joined by commas), each that no one has claimed, into
+    Numba's disk cache, and mark each done. Those for now first, the latest named first;
+    then those for later, in order."""
     folder = argv[0]
-    os.environ["TINYNETS_COMPILE_AHEAD"] = "1"                         # the notice says so
     # Ctrl-C (or a notebook's interrupt) reaches the whole process group: the helper leaves
     # it to its parent, and exits when the parent has gone (its stdin closes)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lines: List[str] = []
+    lines: Dict[str, List[List[str]]] = {"now": [], "later": []}
     more = threading.Condition()
     closed = []
 
     def read() -> None:
         for line in sys.stdin:
+            when, *job = line.split()
             with more:
-                lines.append(line)
+                lines[when].append(job)
                 more.notify()
         with more:
             closed.append(True)
@@ -237,15 +291,20 @@ def main(argv: List[str]) -> int:
     threading.Thread(target=read, daemon=True).start()
     while True:
         with more:
-            while not lines and not closed:
+            while not lines["now"] and not lines["later"] and not closed:
                 more.wait()
-            if not lines:
+            if lines["now"]:
+                when, (module, name, dtype, tokens) = "now", lines["now"].pop()
+            elif lines["later"]:
+                when, (module, name, dtype, tokens) = "later", lines["later"].pop(0)
+            else:
                 return 0
-            module, name, dtype = lines.pop().split()
         path = os.path.join(folder, f"{module}.{name}.{dtype}")
         if _claim(path):
+            os.environ["TINYNETS_COMPILE_AHEAD"] = when                 # the notice says why
             try:
-                _dispatcher((module, name)).compile(signature((module, name), dtype))
+                _dispatcher((module, name)).compile(
+                    signature((module, name), dtype, tokens.replace(",", " ")))
             finally:
                 _mark_done(path)
 
