@@ -179,6 +179,7 @@ def test_memory_child_returns_positive_numbers():
 def test_jit_child_times_from_process_start():
     result = _bench_proc.run_child("jit", "tinynets", "mobilenet_v3_small", batch=2, res=32, threads=1)
     assert result["wall"] > result["first_step"] > 0
+    assert result["parallel_wall"] >= result["wall"] and result["steps"] >= 1   # builds in place
 
 
 def test_report_marks_targets_and_plots_ratios(tmp_path):
@@ -189,8 +190,8 @@ def test_report_marks_targets_and_plots_ratios(tmp_path):
             bench.Row("memory", "mobilenet_v2", "train step", "16x3x224x224", 2 * 2**20,
                       torch=2**20, target=("≤", 1.5), extra={"tinynets_peak": 3 * 2**20}),
             bench.Row("jit", "mobilenet_v2 first train step", "cold cache", "", 20.0,
-                      extra={"first_step": 15.0})]
+                      extra={"first_step": 15.0, "parallel": 31.0, "steps": 12})]
     text = _bench_report.write(rows, ["a note"], {"CPU": "test"}, bench.FULL, tmp_path)
     assert "| 3.00× | ≤ 1.5× | **not met** |" in text and "| 0.50× | < 1× | met |" in text
-    assert "| 2 | 3 | — | 1 |" in text and "| 20.0 | 15.0 |" in text and "a note" in text
+    assert "| 2 | 3 | — | 1 |" in text and "| 20.0 | 15.0 | 31.0 (12) |" in text and "a note" in text
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"

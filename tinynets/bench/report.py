@@ -65,6 +65,12 @@ def _sec(s: Optional[float]) -> str:
     return "—" if s is None else f"{s:.1f}"
 
 
+def _in_place(row) -> str:
+    """When a cold start's last parallel build took over, and after how many train steps."""
+    t, steps = row.extra.get("parallel"), row.extra.get("steps")
+    return "—" if t is None else f"{t:.1f} ({steps})"
+
+
 def _gflops(row) -> str:
     return "—" if row.tn is None or not row.flops else f"{row.flops / row.tn / 1e9:.2f}"
 
@@ -114,10 +120,11 @@ SECTION_TABLES: Dict[str, tuple] = {
                           _mib(r.extra.get("torch_peak")), _mib(r.extra.get("torch_held")),
                           _ratio(r), _target(r), _met(r))),
     "jit": ("JIT cost: process start to the end of the first train step",
-            ("run", "Numba cache", "input", "tinynets s", "of which the step s", "torch s",
-             "of which the step s", "ratio"),
+            ("run", "Numba cache", "input", "tinynets s", "of which the step s",
+             "parallel builds in place s (steps)", "torch s", "of which the step s", "ratio"),
             lambda r: (r.name, r.step, r.shape, _sec(r.tn), _sec(r.extra.get("first_step")),
-                       _sec(r.torch), _sec(r.extra.get("torch_first_step")), _ratio(r))),
+                       _in_place(r), _sec(r.torch), _sec(r.extra.get("torch_first_step")),
+                       _ratio(r))),
     "together": ("Together: tinynets and PyTorch in one process, against each alone",
                  ("scenario", "work", "input", "tinynets ms", "tinynets ×", "goal", "torch ms",
                   "torch ×", "goal"),
@@ -166,7 +173,11 @@ def conventions(cfg) -> List[str]:
         "and the target use the step peak.",
         "JIT: wall time from just before spawning a fresh process to the end of its first "
         "train step (interpreter start, imports, model build, step): cold = empty NUMBA_CACHE_DIR "
-        "(a fresh temporary folder), warm = the same folder again; torch (no JIT) for reference.",
+        "(a fresh temporary folder), warm = the same folder again; torch (no JIT) for reference. "
+        "From a cold cache tinynets' first steps run one-thread twins while a helper process "
+        "compiles the parallel builds (`tinynets/kernels/tiers.py`); 'parallel builds in "
+        "place' is the time from the spawn to the end of the train step after which all of "
+        "them run, and how many steps had run by then.",
         "Threads: Numba, numpy's OpenBLAS and torch get the same count. torch's layer and "
         "network timings run in a fresh process that never imports tinynets, so that each "
         "library is timed alone; the memory and JIT children of both import tinynets.",

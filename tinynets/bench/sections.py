@@ -116,6 +116,7 @@ def bench_jit(cfg: Config, tb, threads: int, log, notes: List[str]) -> List[Row]
             try:
                 r = run_child("jit", "tinynets", *args, env={"NUMBA_CACHE_DIR": cache})
                 row.tn, row.extra["first_step"] = r["wall"], r["first_step"]
+                row.extra["parallel"], row.extra["steps"] = r.get("parallel_wall"), r.get("steps")
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
                 notes.append(f"jit, {step}: {err}")
             rows.append(row)

@@ -40,6 +40,11 @@ def run(parallel, twin, *args):
     return twin(*args)
 
 
+def pending() -> int:
+    """How many kernels run their twin while the helper compiles their parallel build."""
+    return len(_waiting)
+
+
 def _parallel_now(parallel, args) -> bool:
     """True when ``parallel`` runs from now on. From a cold cache: False, and on the second
     call the parallel build goes to the helper. (Not on the first: by the second, the layer's
