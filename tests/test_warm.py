@@ -88,6 +88,25 @@ def test_twins_give_the_parallel_kernels_values_bit_for_bit():
             assert u.dtype == t.dtype and np.array_equal(u, t), name
 
 
+def test_a_call_the_helper_cannot_spell_compiles_the_parallel_build_here(monkeypatch):
+    """The second call sends the parallel build to the helper; when that call has an
+    argument no pattern spells (a read-only array, as a layer's cache holds it, or a layer
+    timed on the same input again), the parallel build compiles here instead."""
+    monkeypatch.setattr(tiers, "_ready", set())
+    monkeypatch.setattr(tiers, "_waiting", {})
+    monkeypatch.setattr(warm, "enabled", lambda: True)
+    monkeypatch.setattr(warm, "in_cache", lambda kernel, sig: False)        # as if cold
+    sent = []
+    monkeypatch.setattr(warm, "later", lambda *job: sent.append(job))
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    first = norm.bn_stats(x)                           # the twin runs
+    assert norm._bn_stats not in tiers._ready and tiers.pending() == 1
+    x.flags.writeable = False
+    second = norm.bn_stats(x)
+    assert sent == [] and norm._bn_stats in tiers._ready and tiers.pending() == 0
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
 def test_off_switch_and_float64_start_no_helper(monkeypatch):
     monkeypatch.setenv("TINYNETS_COMPILE_HELPER", "0")
     assert not warm.enabled()

@@ -57,10 +57,11 @@ def _parallel_now(parallel, args) -> bool:
         if warm.pattern(sig) is not None and not warm.in_cache(_name(parallel), sig):
             _waiting[parallel] = _SEEN
             return False
-    elif state is _SEEN:
-        _waiting[parallel] = warm.later(_name(parallel), warm.pattern(
-            tuple(parallel.typeof_pyval(a) for a in args)), args[0].dtype)
-        if _waiting[parallel] is not None:
+    elif state is _SEEN:                         # the second call: send it, if it can be spelled
+        pattern = warm.pattern(tuple(parallel.typeof_pyval(a) for a in args))
+        job = None if pattern is None else warm.later(_name(parallel), pattern, args[0].dtype)
+        if job is not None:
+            _waiting[parallel] = job
             return False
     elif not state.done() and warm.helper_alive():
         return False                             # still compiling in the helper
