@@ -41,7 +41,8 @@ def run(parallel, twin, *args):
 
 
 def pending() -> int:
-    """How many kernels run their twin while the helper compiles their parallel build."""
+    """How many kernels still run their twin: their parallel build is compiling in the
+    helper, or goes to it on their next call."""
     return len(_waiting)
 
 
