@@ -43,14 +43,14 @@ def test_signatures_are_what_a_float32_train_step_compiles(monkeypatch):
 
 
 def _twin_cases():
-    """(name, parallel kernel, twin, args) for every kernel a float32 layer runs, on random
+    """(name, parallel kernel, twin, args) for every kernel that ``tiers`` runs, on random
     float32 inputs: BatchNorm with each float32 activation code, im2col and col2im, and the
     depthwise kernels of 3x3, 5x5 and 7x7 at strides 1 and 2."""
     rng = np.random.default_rng(3)
     f = lambda *shape: rng.standard_normal(shape).astype(np.float32)       # noqa: E731
     x, d, v = f(3, 20, 9, 9), f(3, 20, 9, 9), [f(20) for _ in range(5)]
     k = norm.act_constants(np.float32)
-    cases = [("bn_stats", norm._bn_stats, norm._bn_stats_1t, (x,))]
+    cases = []                                         # (bn_stats has no tiers: its docstring)
     for code in (0, 1, 2, 3, 5):                       # float32's codes (SiLU is 5, not 4)
         cases += [(f"bn_act_forward {code}", norm._bn_act_forward, norm._bn_act_forward_1t, (x, v[0], v[1], code, k)),
                   (f"bn_sums {code}", norm._bn_act_backward_sums, norm._bn_act_backward_sums_1t, (d, x, *v[:4], code, k)),
@@ -98,13 +98,15 @@ def test_a_call_the_helper_cannot_spell_compiles_the_parallel_build_here(monkeyp
     monkeypatch.setattr(warm, "in_cache", lambda kernel, sig: False)        # as if cold
     sent = []
     monkeypatch.setattr(warm, "later", lambda *job: sent.append(job))
-    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
-    first = norm.bn_stats(x)                           # the twin runs
-    assert norm._bn_stats not in tiers._ready and tiers.pending() == 1
+    rng = np.random.default_rng(0)
+    x, scale, shift = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 4, 4), 3, 3))
+    k = norm.act_constants(np.float32)
+    first = norm.bn_act_forward(x, scale, shift, 2, k)            # the twin runs
+    assert norm._bn_act_forward not in tiers._ready and tiers.pending() == 1
     x.flags.writeable = False
-    second = norm.bn_stats(x)
-    assert sent == [] and norm._bn_stats in tiers._ready and tiers.pending() == 0
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    second = norm.bn_act_forward(x, scale, shift, 2, k)
+    assert sent == [] and norm._bn_act_forward in tiers._ready and tiers.pending() == 0
+    assert np.array_equal(first, second)
 
 
 def test_off_switch_and_float64_start_no_helper(monkeypatch):
@@ -142,6 +144,7 @@ CHILD = textwrap.dedent("""
             tiers_same = bool(np.array_equal(y, first))
         parallel_ran = kn._bn_act_forward in tiers._ready and len(kn._bn_act_forward.signatures) == 1
         y = bn(x, act)
+    parallel_ran &= not kn._bn_stats_1t.signatures        # float32 statistics: no twin, ever
     tiers_same = tiers_same and bool(np.array_equal(y, first))
     x64, g = x.astype(np.float64), bn.weight.data.astype(np.float64)
     z, cache, _, _ = teach.batch_norm_forward(x64, g, bn.bias.data.astype(np.float64), bn.eps)
